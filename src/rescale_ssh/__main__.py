@@ -1,0 +1,5 @@
+import sys
+
+from rescale_ssh.entry import main
+
+sys.exit(main())

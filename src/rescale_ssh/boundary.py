@@ -1,0 +1,63 @@
+"""The one error boundary: expected errors → one line plus a hint and a documented exit code.
+
+``rescale-ssh: error: <what happened>`` / ``hint: <what to do>`` on stderr. Tracebacks only with
+``--debug`` (or RESCALE_SSH_DEBUG=1); an unexpected exception is a bug (exit 70). Standard
+library only, so the hook can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+from rescale_ssh.errors import ExitCode, RescaleSSHError
+
+PROG = "rescale-ssh"
+
+
+def wants_debug(argv: list[str]) -> bool:
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    return "--debug" in head or os.environ.get("RESCALE_SSH_DEBUG") == "1"
+
+
+def report(error: RescaleSSHError) -> None:
+    print(f"{PROG}: error: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"hint: {error.hint}", file=sys.stderr)
+
+
+def guarded(body: Callable[[], int], *, debug: bool) -> int:
+    try:
+        return body()
+    except RescaleSSHError as error:
+        if debug:
+            traceback.print_exc()
+        report(error)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`rescale-ssh list | head`): not an error worth a message.
+        _silence_stdout()
+        return int(ExitCode.OK)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: internal error ({type(exc).__name__})", file=sys.stderr)
+        print(
+            "hint: this is a bug in rescale-ssh; run again with --debug and report the "
+            "traceback (it never contains your API key)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INTERNAL)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

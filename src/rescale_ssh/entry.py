@@ -1,0 +1,23 @@
+"""Console-script entry point.
+
+Kept to the standard library: ``hook`` and ``proxy`` (run by ssh itself, on every connection)
+must not pay for Typer, requests or cryptography; everything else loads the Typer CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    from rescale_ssh import boundary
+
+    debug = boundary.wants_debug(args)
+
+    def run_cli() -> int:
+        from rescale_ssh.cli import run
+
+        return run(args)
+
+    return boundary.guarded(run_cli, debug=debug)

@@ -1,0 +1,79 @@
+"""The project's own errors and the exit codes they map to.
+
+Standard library only: the ssh hook raises these too. One handler (``boundary.py``) turns them
+into ``rescale-ssh: error: <message>`` plus ``hint: <next step>`` and the exit code below.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (README, man page)."""
+
+    OK = 0
+    FAILURE = 1  # a check failed (doctor) or the user declined a confirmation
+    USAGE = 2  # bad command line (also what Click uses)
+    CONFIG = 3  # local problem: ssh config damaged, unwritable, insecure; missing key file
+    AUTH = 4  # no API key, or the platform rejected it (401/403)
+    NOT_FOUND = 5  # job (or block) not found
+    UNAVAILABLE = 6  # platform unreachable, timed out, 5xx, or answered nonsense
+    NOT_READY = 7  # the job exists but its cluster does not accept SSH (queued, stopped, ...)
+    INVALID_DATA = 8  # a value from the platform or a log line failed validation
+    INTERNAL = 70  # a bug in rescale-ssh (EX_SOFTWARE)
+    INTERRUPTED = 130  # ^C
+
+
+class RescaleSSHError(Exception):
+    """An expected failure: one line for the user, an optional hint, an exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(RescaleSSHError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(RescaleSSHError):
+    exit_code = ExitCode.CONFIG
+
+
+class AuthError(RescaleSSHError):
+    exit_code = ExitCode.AUTH
+
+
+class NotFoundError(RescaleSSHError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class PlatformError(RescaleSSHError):
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class NotReadyError(RescaleSSHError):
+    exit_code = ExitCode.NOT_READY
+
+
+class InvalidValueError(RescaleSSHError):
+    """A value failed validation. ``field`` names it; the user's own input is a usage error."""
+
+    exit_code = ExitCode.INVALID_DATA
+
+    def __init__(self, field: str, value: object, rule: str, *, source: str | None = None) -> None:
+        shown = _shorten(value)
+        where = f" from {source}" if source else ""
+        super().__init__(f"invalid {field}{where}: {shown} ({rule})")
+        self.field = field
+        if source == "the command line":
+            self.exit_code = ExitCode.USAGE
+
+
+def _shorten(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

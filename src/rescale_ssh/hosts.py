@@ -1,0 +1,106 @@
+"""The managed hosts: add, remove and list the Host blocks in the ssh config's section."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rescale_ssh import configfile, knownhosts, section, validate
+from rescale_ssh.configfile import Change
+from rescale_ssh.errors import NotFoundError
+from rescale_ssh.hostblock import HostEntry
+from rescale_ssh.settings import Settings
+from rescale_ssh.target import Target, alias_for
+
+
+@dataclass(frozen=True)
+class AddResult:
+    entry: HostEntry
+    previous: HostEntry | None
+    change: Change
+    dry_run: bool
+    identity_missing: bool
+    forgotten_keys: int
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    job: str
+    removed: HostEntry | None
+    change: Change
+    dry_run: bool
+    forgotten_keys: int
+
+
+def entries(settings: Settings) -> list[HostEntry]:
+    path = settings.ssh_config
+    data = configfile.read_bytes(path) or b""
+    return sorted(section.read(data, path=str(path)).entries.values(), key=lambda e: e.job)
+
+
+def find(settings: Settings, job: str) -> HostEntry:
+    job = validate.job_id(job, source="the command line")
+    for entry in entries(settings):
+        if entry.job == job:
+            return entry
+    raise NotFoundError(
+        f"no host for job {job} in {settings.ssh_config}", f"run `rescale-ssh add {job}`"
+    )
+
+
+def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResult:
+    path = settings.ssh_config
+    entry = HostEntry(target=target, identity=settings.identity, known_hosts=settings.known_hosts)
+    previous: list[HostEntry] = []
+
+    def compute(data: bytes) -> bytes:
+        current = section.read(data, path=str(path))
+        previous[:] = [current.entries[target.job]] if target.job in current.entries else []
+        current.entries[target.job] = entry
+        return section.splice(data, current, path=str(path))
+
+    change = configfile.update(path, compute, dry_run=dry_run)
+    before = previous[0] if previous else None
+    forgotten = 0
+    if before is not None and (before.target.host, before.target.port) != (target.host,
+                                                                           target.port):
+        # A new cluster for the job: its host key is new, the old one must not trip ssh.
+        forgotten = knownhosts.forget(Path(entry.known_hosts), [target.alias], dry_run=dry_run)
+    return AddResult(
+        entry=entry,
+        previous=before,
+        change=change,
+        dry_run=dry_run,
+        identity_missing=not os.path.exists(entry.identity or ""),
+        forgotten_keys=forgotten,
+    )
+
+
+def remove(settings: Settings, job: str, *, dry_run: bool = False) -> RemoveResult:
+    job = validate.job_id(job, source="the command line")
+    path = settings.ssh_config
+    removed: list[HostEntry] = []
+
+    def compute(data: bytes) -> bytes:
+        current = section.read(data, path=str(path))
+        if job not in current.entries:
+            removed.clear()
+            return data
+        removed[:] = [current.entries.pop(job)]
+        return section.splice(data, current, path=str(path))
+
+    change = configfile.update(path, compute, dry_run=dry_run)
+    entry = removed[0] if removed else None
+    known = Path(entry.known_hosts if entry else settings.known_hosts)
+    forgotten = knownhosts.forget(known, [alias_for(job)], dry_run=dry_run)
+    return RemoveResult(job=job, removed=entry, change=change, dry_run=dry_run,
+                        forgotten_keys=forgotten)
+
+
+def remote_path(entry: HostEntry, subpath: str | None) -> str:
+    """``rescale-<JOB>:<workdir>[/SUBPATH]`` for scp and rsync."""
+    where = entry.target.workdir
+    if subpath:
+        where = where.rstrip("/") + "/" + subpath.lstrip("/")
+    return f"{entry.alias}:{where}"

@@ -1,0 +1,61 @@
+"""Where rescale-ssh keeps its own files. Standard library only (the hook uses it).
+
+XDG base directories on POSIX, %LOCALAPPDATA% on Windows. Every path is absolute, expanded from
+$HOME (not from the passwd entry as ssh does), so it can be written into an ssh config literally.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP = "rescale-ssh"
+
+
+def home() -> Path:
+    return Path(os.path.expanduser("~"))
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        base = os.environ.get("LOCALAPPDATA") or str(home() / "AppData" / "Local")
+        return Path(base) / APP
+    value = os.environ.get(variable, "")
+    base = Path(value) if value and os.path.isabs(value) else home() / fallback
+    return base / APP
+
+
+def state_dir() -> Path:
+    """Tool-owned known_hosts and lock files."""
+    return _xdg("XDG_STATE_HOME", ".local/state")
+
+
+def cache_dir() -> Path:
+    return _xdg("XDG_CACHE_HOME", ".cache")
+
+
+def known_hosts() -> Path:
+    return state_dir() / "known_hosts"
+
+
+def rescale_cli_config() -> Path:
+    """The Rescale CLI's profile file, shared with it (``~/.config/rescale/apiconfig``)."""
+    value = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(value) if value and os.path.isabs(value) else home() / ".config"
+    return base / "rescale" / "apiconfig"
+
+
+def default_ssh_config() -> Path:
+    return home() / ".ssh" / "config"
+
+
+def default_identity() -> Path:
+    return home() / ".ssh" / "rescale_ed25519"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) as needed; the leaf gets mode 0700 when we create it."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,72 @@
+"""Test isolation shared by every test.
+
+The autouse fixture points HOME, the XDG folders, RESCALE_SSH_CONFIG and the Rescale settings
+into ``tmp_path`` and fails the test if the real ``~/.ssh`` (taken from the passwd entry, as ssh
+does) changed while it ran.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Cli
+
+_ENV_TO_CLEAR = (
+    "RESCALE_API_KEY",
+    "RESCALE_API_URL",
+    "RESCALE_PROFILE",
+    "RESCALE_SSH_IDENTITY",
+    "RESCALE_SSH_DEBUG",
+    "SSH_AUTH_SOCK",
+)
+
+
+def _snapshot(path: Path) -> list[tuple[str, int, int]]:
+    if not path.exists():
+        return []
+    found = []
+    for item in [path, *sorted(path.rglob("*"))]:
+        try:
+            info = item.lstat()
+        except FileNotFoundError:
+            continue
+        found.append((str(item), info.st_mtime_ns, info.st_size))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for variable, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_DATA_HOME", ".local/share"),
+    ):
+        monkeypatch.setenv(variable, str(home / sub))
+    monkeypatch.setenv("RESCALE_SSH_CONFIG", str(home / ".ssh" / "config"))
+    for variable in _ENV_TO_CLEAR:
+        monkeypatch.delenv(variable, raising=False)
+    real_ssh = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh"
+    before = _snapshot(real_ssh)
+    yield home
+    assert _snapshot(real_ssh) == before, f"the test touched the real {real_ssh}"
+
+
+@pytest.fixture
+def ssh_config(isolated_home: Path) -> Path:
+    """The managed ssh config path (not created)."""
+    return isolated_home / ".ssh" / "config"
+
+
+@pytest.fixture
+def cli(isolated_home: Path) -> Cli:
+    """Runs the installed console script in a subprocess with the isolated environment."""
+    return Cli()

@@ -1,0 +1,81 @@
+"""Helpers shared by the tests (no fixtures here; see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __str__(self) -> str:
+        return (
+            f"$ {' '.join(self.args)}\nexit {self.returncode}\n"
+            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+        )
+
+
+class Cli:
+    """``rescale-ssh`` run as users run it: a separate process, real stdin/stdout/stderr."""
+
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        expect: int | None = 0,
+        timeout: float = 60,
+    ) -> Result:
+        command = [sys.executable, "-m", "rescale_ssh", *args]
+        merged = {**os.environ, **(env or {})}
+        proc = subprocess.run(
+            command,
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env=merged,
+            timeout=timeout,
+        )
+        result = Result(["rescale-ssh", *args], proc.returncode, proc.stdout, proc.stderr)
+        if expect is not None:
+            assert proc.returncode == expect, str(result)
+        return result
+
+
+def require(program: str) -> str:
+    """The program's path; skip without it, but fail under CI (a missing prerequisite there
+    is a broken .ci/run, not a reason to skip)."""
+    found = shutil.which(program) or next(
+        (p for p in (f"/usr/sbin/{program}", f"/usr/bin/{program}") if os.path.exists(p)), None
+    )
+    if found is None:
+        message = f"{program} is not installed"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: .ci/run must install it)")
+        pytest.skip(message)
+    return found
+
+
+def ssh_config_of(config: str, host: str) -> dict[str, list[str]]:
+    """``ssh -G -F config host`` as a dict of option → values (the authority on what ssh uses)."""
+    proc = subprocess.run(
+        [require("ssh"), "-G", "-F", config, host], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    options: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        options.setdefault(key, []).append(value)
+    return options
