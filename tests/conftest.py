@@ -16,6 +16,9 @@ import pytest
 
 from tests.helpers import Cli
 
+# Fixture plugins: the fake Rescale platform and the real sshd.
+pytest_plugins = ["tests.fakeplatform", "tests.sshd"]
+
 _ENV_TO_CLEAR = (
     "RESCALE_API_KEY",
     "RESCALE_API_URL",

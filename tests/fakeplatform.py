@@ -1,0 +1,1 @@
+"""Fake Rescale platform (placeholder; being written)."""

@@ -1,0 +1,1 @@
+"""Real sshd fixture (placeholder; being written)."""
