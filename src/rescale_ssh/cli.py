@@ -37,7 +37,9 @@ GLOBAL_FLAGS = ("--debug",)
 
 JobArg = Annotated[str, typer.Argument(help="Rescale job ID, e.g. Fotxeb (case-sensitive).",
                                        show_default=False)]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -122,8 +124,8 @@ def add(
             target = resolver.resolve(client, job)
     result = hosts.add(settings, target, dry_run=dry_run)
     if dry_run:
-        typer.echo(render.diff(result.change) or f"{result.entry.alias}: no change", nl=False
-                   if result.change.changed else True)
+        typer.echo(render.diff(result.change) or f"{result.entry.alias}: no change",
+                   nl=not result.change.changed)
         return
     t = target
     if not result.change.changed:

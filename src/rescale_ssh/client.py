@@ -213,7 +213,8 @@ class Client:
         if status >= 400 or status < 200:
             detail = _detail(body)
             raise PlatformError(
-                f"the platform answered HTTP {status} for {what}" + (f": {detail}" if detail else ""),
+                f"the platform answered HTTP {status} for {what}"
+                + (f": {detail}" if detail else ""),
                 "try again later; report this if it persists",
             )
         try:

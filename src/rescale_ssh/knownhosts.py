@@ -1,7 +1,8 @@
 """The tool-owned known_hosts file (UserKnownHostsFile of every managed block).
 
 Entries are recorded under the per-job HostKeyAlias (``rescale-<JOB>``, or ``[rescale-<JOB>]:PORT``
-for a non-default port), so dropping a job drops exactly its keys.
+for a non-default port), so dropping a job drops exactly its keys. ssh lowercases HostKeyAlias
+before using it (ssh.c; seen on 9.2), so names are compared case-insensitively.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ def _names(line: bytes) -> set[bytes]:
     for name in first.split(b","):
         if name.startswith(b"[") and b"]:" in name:
             name = name[1 : name.index(b"]:")]
-        names.add(name)
+        names.add(name.lower())
     return names
 
 
 def without(data: bytes, aliases: Iterable[str]) -> bytes:
-    drop = {alias.encode() for alias in aliases}
+    drop = {alias.lower().encode() for alias in aliases}
     kept = [line for line in data.splitlines(keepends=True) if not (_names(line) & drop)]
     return b"".join(kept)
 

@@ -53,9 +53,10 @@ def user(value: object, *, source: str | None = None) -> str:
 def host(value: object, *, source: str | None = None) -> str:
     """An IP literal (returned in canonical form) or a strict DNS host name."""
     rule = "an IP address or a host name of letters, digits, '-' and '.'"
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_HOSTNAME:
+    # "%" would also start an ssh_config token (scoped IPv6 literals like fe80::1%eth0).
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_HOSTNAME or "%" in value:
         raise InvalidValueError("host", value, rule, source=source)
-    if value.isascii() and ":" in value or value.replace(".", "").isdigit():
+    if (value.isascii() and ":" in value) or value.replace(".", "").isdigit():
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
@@ -79,7 +80,9 @@ def port(value: object, *, source: str | None = None) -> int:
     return value
 
 
-def remote_path(value: object, *, field: str = "working directory", source: str | None = None) -> str:
+def remote_path(
+    value: object, *, field: str = "working directory", source: str | None = None
+) -> str:
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_PATH
