@@ -70,8 +70,10 @@ class InvalidValueError(RescaleSSHError):
         where = f" from {source}" if source else ""
         super().__init__(f"invalid {field}{where}: {shown} ({rule})")
         self.field = field
-        if source == "the command line":
-            self.exit_code = ExitCode.USAGE
+        if source is not None and (
+            source == "the command line" or source.startswith(("--", "RESCALE_"))
+        ) and source != "--from-log":
+            self.exit_code = ExitCode.USAGE  # the user's own input, not data we received
 
 
 def _shorten(value: object, limit: int = 60) -> str:
