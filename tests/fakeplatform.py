@@ -1,1 +1,603 @@
-"""Fake Rescale platform (placeholder; being written)."""
+"""A fake Rescale platform: a real HTTP server on 127.0.0.1 serving the API as rescale-api.md
+describes it, every unconfirmed shape in each of its variants, plus injectable faults.
+
+Standard library only. A pytest plugin (registered in conftest.py): the ``platform`` fixture
+starts one per test and points RESCALE_API_URL and RESCALE_API_KEY at it.
+
+Variants beyond ``add_job``'s arguments: ``FakePlatform.logs_shape`` ("envelope" or "list"),
+``FakePlatform.instances_endpoint = False`` (an older platform: /instances/ answers 404),
+``FakePlatform.max_page_size``, ``FakePlatform.latency``; per job ``FakeJob.head_last`` (workers
+listed before the head node) and ``FakeJob.forbidden`` (403 on every path of the job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import pytest
+
+DEFAULT_API_KEY = "fake-api-key-0123456789abcdef"
+JOB_ORDER = ("Pending", "Queued", "Started", "Validated", "Executing", "Completed")
+CLUSTER_ORDER = ("Not Started", "Starting", "Started", "Stopping", "Stopped")
+REASONS = {"completed": "Completed successfully", "stopping": "User Terminated"}
+NOT_FOUND = {"detail": "Not found."}
+FORBIDDEN = {"detail": "You do not have permission to access this resource."}
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    """Answer with this status (and body, headers) instead of the normal answer."""
+
+    code: int
+    body: bytes | str | dict[str, Any] | list[Any] | None = None
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Hang:
+    """Read the request, send nothing for ``seconds``, then close."""
+
+    seconds: float
+
+
+@dataclass
+class Malformed:
+    """200 with an HTML page (a captive portal, a proxy's error page)."""
+
+
+@dataclass
+class Truncated:
+    """200 whose Content-Length promises more bytes than are sent before the close."""
+
+
+@dataclass
+class Reset:
+    """Close the connection abruptly, without an answer (an RST)."""
+
+
+@dataclass
+class Huge:
+    """200 with a JSON-ish body of ``size`` bytes."""
+
+    size: int
+
+
+Fault = Status | Hang | Malformed | Truncated | Reset | Huge
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Req:
+    method: str
+    path: str
+    query: dict[str, str]
+    authorization: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Event:
+    status: str
+    when: dt.datetime
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "statusDate": _iso(self.when), "statusReason": self.reason}
+
+
+@dataclass
+class FakeJob:
+    id: str
+    user: str
+    host: str
+    port: int
+    workdir: str
+    name: str
+    owner: str
+    shared: bool
+    public_key: str | None
+    cidr_rule: str | None
+    workers: int = 0
+    instances: list[dict[str, Any]] | None = None  # explicit list: served as given
+    log_lines: list[str] | None = None  # explicit lines: served as given
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
+    head_last: bool = False  # workers before the head node in /instances/
+    forbidden: bool = False  # 403 on every path of the job
+    created: dt.datetime = field(default_factory=lambda: _now())
+    added: float = field(default_factory=time.monotonic)
+    statuses: list[Event] = field(default_factory=list)  # oldest first
+    cluster_statuses: list[Event] = field(default_factory=list)
+    ever_started: bool = False
+    _applied: int = 0
+
+    @property
+    def status(self) -> str:
+        return self.statuses[-1].status
+
+    @property
+    def cluster_status(self) -> str:
+        return self.cluster_statuses[-1].status
+
+    def set(self, status: str | None, cluster_status: str | None) -> None:
+        if status is not None and (not self.statuses or self.statuses[-1].status != status):
+            self.statuses.append(Event(status, _now(), REASONS.get(status.lower())))
+        if cluster_status is not None and (
+            not self.cluster_statuses or self.cluster_statuses[-1].status != cluster_status
+        ):
+            self.cluster_statuses.append(Event(cluster_status, _now()))
+            if cluster_status.strip().lower() == "started":
+                self.ever_started = True
+
+    def advance(self) -> None:
+        """Apply the timeline entries whose time has come."""
+        elapsed = time.monotonic() - self.added
+        while self._applied < len(self.timeline) and self.timeline[self._applied][0] <= elapsed:
+            _, status, cluster = self.timeline[self._applied]
+            self.set(status, cluster)
+            self._applied += 1
+
+    def current_instances(self) -> list[dict[str, Any]]:
+        if self.instances is not None:
+            return self.instances
+        if self.cluster_status.strip().lower() != "started":
+            return []
+        cluster = f"cl-{self.id}"
+        head = {
+            "role": "MPI_MASTER",
+            "publicIp": self.host,
+            "username": self.user,
+            "sshPort": self.port,
+            "clusterId": cluster,
+            "publicHostname": f"node0-{self.id.lower()}.clusters.example.com",
+            "privateIp": "10.0.0.1",
+            "instanceState": "running",
+        }
+        workers = [
+            {
+                "role": "MPI_SLAVE",
+                "publicIp": f"203.0.113.{100 + i}",
+                "username": self.user,
+                "sshPort": self.port,
+                "clusterId": cluster,
+                "publicHostname": f"node{i + 1}-{self.id.lower()}.clusters.example.com",
+                "privateIp": f"10.0.0.{2 + i}",
+                "instanceState": "running",
+            }
+            for i in range(self.workers)
+        ]
+        return [*workers, head] if self.head_last else [head, *workers]
+
+    def ready_line(self) -> str:
+        option = f" -p {self.port}" if self.port != 22 else ""
+        return (
+            f"Instance ready for ssh access. Command: ssh -i </path/to/key>{option} "
+            f"{self.user}@{self.host}; working directory: {self.workdir}"
+        )
+
+    def logs(self) -> list[dict[str, Any]]:
+        if self.log_lines is not None:
+            lines = list(self.log_lines)
+        else:
+            lines = [
+                "Job submitted for execution",
+                "Waiting for cluster to start",
+                "Launching cluster",
+            ]
+            if self.ever_started:
+                lines += ["Cluster started", self.ready_line(), "Running command"]
+            if self.cluster_status.strip().lower() in ("stopping", "stopped"):
+                lines += ["Shutting down cluster"]
+        start = self.created
+        return [
+            {"message": text, "dateInserted": _iso(start + dt.timedelta(seconds=i))}
+            for i, text in enumerate(lines)
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "owner": self.owner,
+            "dateInserted": _iso(self.created),
+            "isShared": self.shared,
+            "sharedWith": ["me@example.com"] if self.shared else [],
+            "jobStatus": {
+                "content": self.status,
+                "displayName": self.status,
+                "statusDate": _iso(self.statuses[-1].when),
+                "statusReason": self.statuses[-1].reason,
+            },
+            "clusterStatusDisplay": {
+                "content": self.cluster_status,
+                "displayName": self.cluster_status,
+                "statusDate": _iso(self.cluster_statuses[-1].when),
+            },
+        }
+
+
+# -- the platform ------------------------------------------------------------------------------
+
+
+class FakePlatform:
+    def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
+        self.api_key = api_key
+        self.max_page_size = 100
+        self.latency = 0.0
+        self.logs_shape = "envelope"
+        self.instances_endpoint = True  # False: an older platform without /instances/ (404)
+        self.username = "me"
+        self.email = "me@example.com"
+        self.requests: list[Req] = []
+        self.errors: list[str] = []  # bugs of the fake itself; the fixture fails on any
+        self.jobs: dict[str, FakeJob] = {}
+        self._faults: list[tuple[re.Pattern[str], deque[Fault]]] = []
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.platform = self
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+
+    # -- test API --
+
+    def count(self, prefix: str = "") -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.path.startswith(prefix))
+
+    def add_job(
+        self,
+        job_id: str,
+        *,
+        user: str | None = None,
+        host: str = "203.0.113.7",
+        port: int = 22,
+        workdir: str | None = None,
+        status: str = "Executing",
+        cluster_status: str = "Started",
+        workers: int = 0,
+        instances: list[dict[str, Any]] | None = None,
+        log_lines: list[str] | None = None,
+        name: str | None = None,
+        owner: str = "me@example.com",
+        shared: bool = False,
+        public_key: str | None = None,
+        cidr_rule: str | None = "0.0.0.0/0",
+        timeline: list[tuple[float, str, str]] | None = None,
+    ) -> FakeJob:
+        user = f"uprod_{job_id}" if user is None else user
+        job = FakeJob(
+            id=job_id,
+            user=user,
+            host=host,
+            port=port,
+            workdir=f"/enc/{user}/work" if workdir is None else workdir,
+            name=f"Job {job_id}" if name is None else name,
+            owner=owner,
+            shared=shared,
+            public_key=public_key,
+            cidr_rule=cidr_rule,
+            workers=workers,
+            instances=instances,
+            log_lines=log_lines,
+            timeline=sorted(timeline or [], key=lambda entry: entry[0]),
+        )
+        # A plausible history leading to the given statuses, oldest first.
+        earlier = _now() - dt.timedelta(minutes=10)
+        job.created = earlier - dt.timedelta(minutes=1)
+        for order, value, target in (
+            (JOB_ORDER, status, job.statuses),
+            (CLUSTER_ORDER, cluster_status, job.cluster_statuses),
+        ):
+            names = [v.lower() for v in order]
+            history = list(order[: names.index(value.lower())]) if value.lower() in names else []
+            for i, previous in enumerate(history):
+                target.append(Event(previous, earlier + dt.timedelta(seconds=30 * i),
+                                    REASONS.get(previous.lower())))
+        job.ever_started = any(e.status.lower() == "started" for e in job.cluster_statuses)
+        job.set(status, cluster_status)
+        with self._lock:
+            self.jobs[job_id] = job
+        return job
+
+    def set_status(self, job_id: str, status: str, cluster_status: str | None = None) -> None:
+        with self._lock:
+            self.jobs[job_id].set(status, cluster_status)
+
+    def remove_job(self, job_id: str) -> None:
+        with self._lock:
+            del self.jobs[job_id]
+
+    def inject(self, path_regex: str, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.append((re.compile(path_regex), deque(faults)))
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._server.server_close()
+        self._thread.join(timeout=1)
+
+    def __enter__(self) -> FakePlatform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- used by the handler --
+
+    def _record(self, req: Req) -> Fault | None:
+        with self._lock:
+            self.requests.append(req)
+            for pattern, faults in self._faults:
+                if faults and pattern.search(req.path):
+                    return faults.popleft()
+        return None
+
+    def _authorized(self, header: str | None) -> bool:
+        parts = self.api_key.split(".")
+        scheme = "Bearer" if len(parts) == 3 and parts[0].startswith("ey") else "Token"
+        return header == f"{scheme} {self.api_key}"
+
+    def _route(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        if path == "/api/v2/users/me/":
+            return 200, {"username": self.username, "email": self.email}
+        if path == "/api/v2/jobs/":
+            with self._lock:
+                jobs = [j for j in self.jobs.values() if not j.forbidden]
+                for listed in jobs:
+                    listed.advance()
+                items = [j.summary() for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
+            return self._page(path, query, items)
+        match = re.fullmatch(r"/api/(v2|v3)/jobs/([^/]+)/(?:([a-z_]+)/)?", path)
+        if match is None:
+            return 404, NOT_FOUND
+        version, job_id, sub = match.group(1), unquote(match.group(2)), match.group(3)
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return 404, NOT_FOUND
+            if job.forbidden:
+                return 403, FORBIDDEN
+            job.advance()
+            if sub is None:
+                detail = {**job.summary(), "jobanalyses": []}
+                del detail["jobStatus"], detail["clusterStatusDisplay"]
+                if version == "v3":
+                    detail.update(publicKey=job.public_key, cidrRule=job.cidr_rule,
+                                  sshPort=job.port)
+                return 200, detail
+            key = (version, sub)
+            if key == ("v2", "instances") and self.instances_endpoint:
+                return self._page(path, query, job.current_instances())
+            if key == ("v3", "logs"):
+                entries = job.logs()
+                if self.logs_shape == "list":
+                    return 200, entries
+                return self._page(path, query, entries)
+            if key == ("v2", "statuses"):
+                return self._page(path, query, [e.as_json() for e in reversed(job.statuses)])
+            if key == ("v2", "cluster_statuses"):
+                events = reversed(job.cluster_statuses)
+                return self._page(path, query, [e.as_json() for e in events])
+        return 404, NOT_FOUND
+
+    def _page(self, path: str, query: dict[str, str], items: list[Any]) -> tuple[int, Any]:
+        """Django REST framework's PageNumberPagination: absolute next/previous links."""
+        try:
+            page = int(query.get("page", "1"))
+            size = min(max(int(query.get("page_size", "10")), 1), self.max_page_size)
+        except ValueError:
+            return 404, {"detail": "Invalid page."}
+        pages = max(1, -(-len(items) // size))
+        if not 1 <= page <= pages:
+            return 404, {"detail": "Invalid page."}
+
+        def link(number: int) -> str:
+            return f"{self.base_url}{path}?{urlencode({**query, 'page': number})}"
+
+        return 200, {
+            "count": len(items),
+            "next": link(page + 1) if page < pages else None,
+            "previous": link(page - 1) if page > 1 else None,
+            "results": items[(page - 1) * size : page * size],
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    platform: FakePlatform
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-answer is expected here
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else delayed ACKs cost 40 ms per request
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.platform._lock:
+            self.server.platform._connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.platform._lock:
+                self.server.platform._connections.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        platform = self.server.platform
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        req = Req(method, parts.path, query, self.headers.get("Authorization"),
+                  dict(self.headers.items()))
+        fault = platform._record(req)
+        if platform.latency and platform._closing.wait(platform.latency):
+            return self._abort()
+        if fault is not None:
+            return self._fault(fault)
+        if method != "GET":
+            return self._json(405, {"detail": f'Method "{method}" not allowed.'})
+        if not platform._authorized(req.authorization):
+            return self._json(401, {"detail": "Invalid token."}, {"WWW-Authenticate": "Token"})
+        try:
+            code, body = platform._route(parts.path, query)
+        except Exception as exc:  # a bug in the fake: make it loud, not a dropped connection
+            platform.errors.append(f"{method} {self.path}: {exc!r}")
+            code, body = 500, {"detail": f"fake platform bug: {exc!r}"}
+        self._json(code, body)
+
+    # -- answers --
+
+    def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(code, json.dumps(body).encode(), headers)
+
+    def _abort(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _fault(self, fault: Fault) -> None:
+        if isinstance(fault, Status):
+            body = fault.body
+            if body is None:
+                body = {"detail": _phrase(fault.code)}
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode()
+            self._send(fault.code, body, fault.headers)
+        elif isinstance(fault, Hang):
+            self.server.platform._closing.wait(fault.seconds)
+            self._abort()
+        elif isinstance(fault, Malformed):
+            page = b"<!DOCTYPE html><html><body><h1>Welcome to Guest Wi-Fi</h1></body></html>\n"
+            self._send(200, page, content_type="text/html")
+        elif isinstance(fault, Truncated):
+            body = json.dumps({"count": 0, "next": None, "results": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) + 1000))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self._abort()
+        elif isinstance(fault, Reset):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+        elif isinstance(fault, Huge):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(fault.size))
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for chunk in _huge_body(fault.size):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass  # the client stopped reading: what a size cap does
+
+
+def _huge_body(size: int) -> Iterator[bytes]:
+    head, tail = b'{"count": 0, "next": null, "results": [], "pad": "', b'"}'
+    if size < len(head) + len(tail):
+        yield b" " * size
+        return
+    yield head
+    filler = size - len(head) - len(tail)
+    while filler > 0:
+        piece = min(filler, 65536)
+        filler -= piece
+        yield b"x" * piece
+    yield tail
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture
+def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlatform]:
+    """A running fake platform; RESCALE_API_URL and RESCALE_API_KEY point at it."""
+    fake = FakePlatform()
+    monkeypatch.setenv("RESCALE_API_URL", fake.base_url)
+    monkeypatch.setenv("RESCALE_API_KEY", fake.api_key)
+    try:
+        yield fake
+    finally:
+        fake.close()
+    assert not fake.errors, f"the fake platform failed: {fake.errors}"

@@ -71,6 +71,7 @@ class Client:
         self.max_body = max_body
         self.max_pages = max_pages
         self._sleep = sleep
+        self._api_key = api_key  # only to mask it in what the platform sends back
         self.requests_made = 0
 
     def close(self) -> None:
@@ -203,15 +204,16 @@ class Client:
                 "run `rescale-ssh login` or set RESCALE_API_KEY",
             )
         if status == 403:
+            detail = self._detail(body) or "permission denied"
             raise AuthError(
-                f"the platform refused access to {what}: {_detail(body) or 'permission denied'}",
+                f"the platform refused access to {what}: {detail}",
                 "check that the job is yours or shared with you, and that the API key is current",
             )
         if status == 404:
             raise NotFoundError(f"{what} not found on {self.base_url}",
                                 "check the job ID (it is case-sensitive) and the platform")
         if status >= 400 or status < 200:
-            detail = _detail(body)
+            detail = self._detail(body)
             raise PlatformError(
                 f"the platform answered HTTP {status} for {what}"
                 + (f": {detail}" if detail else ""),
@@ -224,6 +226,10 @@ class Client:
                 f"the platform sent a malformed answer for {what} (not JSON)",
                 "a proxy or captive portal may be in the way; check --platform",
             ) from None
+
+    def _detail(self, body: bytes) -> str:
+        """The error's ``detail``, with the key masked should the platform echo it back."""
+        return _detail(body, secret=self._api_key)
 
 
 class _Transient(Exception):
@@ -267,12 +273,12 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _detail(body: bytes) -> str:
+def _detail(body: bytes, secret: str = "") -> str:
     try:
         data = json.loads(body)
     except ValueError:
         return ""
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
-        text = data["detail"]
+        text = data["detail"].replace(secret, "***") if secret else data["detail"]
         return "".join(c for c in text if c.isprintable())[:200]
     return ""

@@ -2,11 +2,17 @@
 
 Entries are recorded under the per-job HostKeyAlias (``rescale-<JOB>``, or ``[rescale-<JOB>]:PORT``
 for a non-default port), so dropping a job drops exactly its keys. ssh lowercases HostKeyAlias
-before using it (ssh.c; seen on 9.2), so names are compared case-insensitively.
+before using it (ssh.c; seen on 9.2), so names are compared case-insensitively. ssh hashes the
+names when ``HashKnownHosts yes`` applies, which Debian's and Ubuntu's /etc/ssh/ssh_config set for
+``Host *``: hashed entries are matched too (ssh writes the alias there without a port).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,13 +28,31 @@ def _names(line: bytes) -> set[bytes]:
     for name in first.split(b","):
         if name.startswith(b"[") and b"]:" in name:
             name = name[1 : name.index(b"]:")]
-        names.add(name.lower())
+        names.add(name if name.startswith(b"|1|") else name.lower())
     return names
+
+
+def _hashed_match(name: bytes, drop: set[bytes]) -> bool:
+    """``|1|base64(salt)|base64(HMAC-SHA1(salt, host))`` (HashKnownHosts) for one of ``drop``."""
+    try:
+        salt, digest = (base64.b64decode(part, validate=True) for part in name[3:].split(b"|"))
+    except (ValueError, binascii.Error):
+        return False
+    return any(
+        hmac.compare_digest(hmac.new(salt, alias, hashlib.sha1).digest(), digest) for alias in drop
+    )
+
+
+def _drops(line: bytes, drop: set[bytes]) -> bool:
+    return any(
+        _hashed_match(name, drop) if name.startswith(b"|1|") else name in drop
+        for name in _names(line)
+    )
 
 
 def without(data: bytes, aliases: Iterable[str]) -> bytes:
     drop = {alias.lower().encode() for alias in aliases}
-    kept = [line for line in data.splitlines(keepends=True) if not (_names(line) & drop)]
+    kept = [line for line in data.splitlines(keepends=True) if not _drops(line, drop)]
     return b"".join(kept)
 
 
