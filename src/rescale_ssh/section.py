@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from rescale_ssh import hostblock
 from rescale_ssh.errors import ConfigError
-from rescale_ssh.hostblock import HostEntry
+from rescale_ssh.hostblock import HostEntry, unquote_path
+from rescale_ssh.target import Target, alias_for
 
 BEGIN = b"# >>> rescale-ssh managed section: change it with `rescale-ssh`, not by hand >>>"
 END = b"# <<< rescale-ssh managed section <<<"
@@ -97,8 +98,51 @@ def read(data: bytes, *, path: str) -> Section:
     located = locate(data, path=path)
     if not located.present:
         return Section()
-    entries = hostblock.parse_all(located.body_lines(), source=f"the rescale-ssh section of {path}")
+    entries = parse_blocks(located.body_lines(), source=f"the rescale-ssh section of {path}")
     return Section(entries={entry.job: entry for entry in entries})
+
+
+def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
+    """Read back blocks written by :func:`hostblock.render`, validating every value again.
+
+    sshconf reads the options (it is fine for our own, regular blocks; design.md forbids it on
+    the user's content); the job and working directory come from the marker comment.
+    """
+    from sshconf import SshConfigFile
+
+    parsed = SshConfigFile(lines)
+    metas: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        text = line.strip()
+        if text.startswith(hostblock.META_PREFIX):
+            job, _, rest = text[len(hostblock.META_PREFIX) :].partition(" workdir=")
+            metas[alias_for(job)] = (job, rest.strip())
+    entries = []
+    for alias in parsed.hosts():
+        if alias not in metas:
+            continue
+        job, workdir = metas[alias]
+        options = parsed.host(alias)
+        identity = options.get("identityfile")
+        known = options.get("userknownhostsfile")
+        if not isinstance(known, str) or not (identity is None or isinstance(identity, str)):
+            continue
+        target = Target.checked(
+            job=job,
+            user=options.get("user"),
+            host=options.get("hostname"),
+            port=options.get("port"),
+            workdir=workdir,
+            source=source,
+        )
+        entries.append(
+            HostEntry(
+                target=target,
+                identity=None if identity is None else unquote_path(identity),
+                known_hosts=unquote_path(known),
+            )
+        )
+    return entries
 
 
 def splice(data: bytes, section: Section, *, path: str) -> bytes:

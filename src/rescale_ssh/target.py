@@ -1,8 +1,10 @@
-"""Where a job's SSH server is: the validated result of resolving a job."""
+"""Where a job's SSH server is: the validated result of resolving a job.
+
+A plain class rather than a dataclass: the ssh hook builds targets on every run, and
+``dataclasses`` imports ``inspect`` (several milliseconds).
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from rescale_ssh import validate
 
@@ -24,13 +26,28 @@ def default_workdir(user: str) -> str:
     return f"/enc/{user}/work"
 
 
-@dataclass(frozen=True)
 class Target:
-    job: str
-    user: str
-    host: str
-    port: int
-    workdir: str
+    __slots__ = ("host", "job", "port", "user", "workdir")
+
+    def __init__(self, job: str, user: str, host: str, port: int, workdir: str) -> None:
+        self.job = job
+        self.user = user
+        self.host = host
+        self.port = port
+        self.workdir = workdir
+
+    def _key(self) -> tuple[str, str, str, int, str]:
+        return (self.job, self.user, self.host, self.port, self.workdir)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Target) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Target(job={self.job!r}, user={self.user!r}, host={self.host!r}, "
+                f"port={self.port!r}, workdir={self.workdir!r})")
 
     @property
     def alias(self) -> str:
@@ -40,7 +57,7 @@ class Target:
     def checked(
         cls,
         *,
-        job: str,
+        job: object,
         user: object,
         host: object,
         port: object,
@@ -48,10 +65,9 @@ class Target:
         source: str,
     ) -> Target:
         """Validate every field (naming the failing one and where it came from)."""
-        job = validate.job_id(job, source=source)
         checked_user = validate.user(user, source=source)
         return cls(
-            job=job,
+            job=validate.job_id(job, source=source),
             user=checked_user,
             host=validate.host(host, source=source),
             port=validate.port(22 if port is None else port, source=source),

@@ -1,16 +1,15 @@
 """Validation of every value that may reach an ssh config file (design.md, "Shape of the code").
 
-Standard library only (the hook validates cached values too). Each function returns the value in
-canonical form or raises :class:`InvalidValueError` naming the field. Patterns are ASCII-only and
-matched with ``fullmatch``, so newlines, NUL, quotes, ``%`` tokens, ``${...}``, spaces and Unicode
-look-alikes never pass the remote-side checks.
+Standard library only and cheap to import (the ssh hook validates cached values on every run):
+character-set checks instead of ``re``; ``ipaddress`` and ``unicodedata`` load only when needed.
+Each function returns the value in canonical form or raises :class:`InvalidValueError` naming the
+field. Remote-side values are ASCII-only, so newlines, NUL, quotes, ``%`` tokens, ``${...}``,
+spaces and Unicode look-alikes never pass.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import unicodedata
+import string
 
 from rescale_ssh.errors import InvalidValueError
 
@@ -19,17 +18,19 @@ MAX_USER = 64
 MAX_HOSTNAME = 253
 MAX_PATH = 1024
 
-_JOB_ID = re.compile(r"[A-Za-z0-9]+", re.ASCII)
-_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", re.ASCII)
+_ALNUM = frozenset(string.ascii_letters + string.digits)
+_USER = _ALNUM | frozenset("_.-")
+_LABEL = _ALNUM | frozenset("-")
 # Remote paths: a conservative ASCII set with no spaces, quotes, backslash, backtick, "$" or "%"
 # (a remote shell or ssh token expansion would interpret them when the path is used).
-_REMOTE_PATH = re.compile(r"/[A-Za-z0-9_./+@,=~-]*", re.ASCII)
+_REMOTE_PATH = _ALNUM | frozenset("_./+@,=~-")
 
 
-def job_id(value: str, *, source: str | None = None) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_JOB_ID or not _JOB_ID.fullmatch(
-        value
+def job_id(value: object, *, source: str | None = None) -> str:
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_JOB_ID
+        or not _ALNUM.issuperset(value)
     ):
         raise InvalidValueError("job ID", value, "letters and digits only", source=source)
     return value
@@ -39,7 +40,8 @@ def user(value: object, *, source: str | None = None) -> str:
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_USER
-        or not _USER.fullmatch(value)
+        or not _USER.issuperset(value)
+        or value[0] in "-."
     ):
         raise InvalidValueError(
             "user name",
@@ -56,15 +58,36 @@ def host(value: object, *, source: str | None = None) -> str:
     # "%" would also start an ssh_config token (scoped IPv6 literals like fe80::1%eth0).
     if not isinstance(value, str) or not 0 < len(value) <= MAX_HOSTNAME or "%" in value:
         raise InvalidValueError("host", value, rule, source=source)
-    if (value.isascii() and ":" in value) or value.replace(".", "").isdigit():
+    if ":" in value or value.replace(".", "").isdigit():
+        if _is_plain_ipv4(value):
+            return value
+        import ipaddress
+
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
             raise InvalidValueError("host", value, rule, source=source) from None
     name = value[:-1] if value.endswith(".") else value
-    if not name or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+    if not name or not all(_is_label(label) for label in name.split(".")):
         raise InvalidValueError("host", value, rule, source=source)
     return name
+
+
+def _is_plain_ipv4(value: str) -> bool:
+    parts = value.split(".")
+    return len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0")
+        for p in parts
+    )
+
+
+def _is_label(label: str) -> bool:
+    return (
+        0 < len(label) <= 63
+        and _LABEL.issuperset(label)
+        and label[0] != "-"
+        and label[-1] != "-"
+    )
 
 
 def port(value: object, *, source: str | None = None) -> int:
@@ -86,7 +109,8 @@ def remote_path(
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_PATH
-        or not _REMOTE_PATH.fullmatch(value)
+        or value[0] != "/"
+        or not _REMOTE_PATH.issuperset(value)
         or "//" in value
     ):
         raise InvalidValueError(
@@ -98,20 +122,24 @@ def remote_path(
     return value
 
 
-def local_path(value: str, *, field: str, source: str | None = None) -> str:
+def local_path(value: object, *, field: str, source: str | None = None) -> str:
     """A local file path that will be written into the ssh config (quoted and %-escaped there).
 
     Refused: relative paths, control and format characters, line or paragraph separators, double
-    quotes (the ssh config tokenizer has no escape for them), ``#`` (a comment to some parsers) and
-    ``${`` (environment expansion).
+    quotes (the ssh config tokenizer has no escape for them), ``#`` (a comment to some parsers),
+    ``'`` (we quote paths with it in commands) and ``${`` (environment expansion).
     """
     if not isinstance(value, str) or not 0 < len(value) <= 4096:
         raise InvalidValueError(field, value, "a path", source=source)
-    if '"' in value or "#" in value or "${" in value:
-        raise InvalidValueError(field, value, 'no double quotes, "#" or "${"', source=source)
-    for char in value:
-        if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
-            raise InvalidValueError(field, value, "no control characters", source=source)
+    if any(bad in value for bad in ('"', "'", "#", "${")):
+        raise InvalidValueError(field, value, "no quotes, \"#\" or \"${\"", source=source)
+    if not value.isascii() or not value.isprintable():
+        import unicodedata
+
+        for char in value:
+            category = unicodedata.category(char)
+            if category[0] == "C" or category in ("Zl", "Zp"):
+                raise InvalidValueError(field, value, "no control characters", source=source)
     if not (value.startswith("/") or _is_windows_absolute(value)):
         raise InvalidValueError(field, value, "an absolute path", source=source)
     return value
