@@ -54,10 +54,12 @@ def test_bytes_outside_the_section_are_kept(name: str, ssh_config: Path) -> None
     hosts.add(settings(ssh_config), target("Ptczhb", port=2222))
     data = ssh_config.read_bytes()
     located = section.locate(data, path=str(ssh_config))
-    assert located.before == b""
-    assert located.after == original
+    assert located.top is not None and located.top.start == 0
+    assert data[located.top.stop :] == original
     hosts.remove(settings(ssh_config), "Fotxeb")
-    assert section.locate(ssh_config.read_bytes(), path="x").after == original
+    data = ssh_config.read_bytes()
+    top = section.locate(data, path="x").top
+    assert top is not None and data[top.stop :] == original
     hosts.remove(settings(ssh_config), "Ptczhb")
     assert ssh_config.read_bytes() == original
 
@@ -161,8 +163,8 @@ DAMAGED = {
     "begin-only": b"# >>> rescale-ssh managed section >>>\nHost rescale-X\n",
     "end-only": b"Host a\n# <<< rescale-ssh managed section <<<\n",
     "two-sections": (
-        b"# >>> rescale-ssh a >>>\n# <<< rescale-ssh a <<<\n"
-        b"# >>> rescale-ssh b >>>\n# <<< rescale-ssh b <<<\n"
+        b"# >>> rescale-ssh managed a >>>\n# <<< rescale-ssh managed a <<<\n"
+        b"# >>> rescale-ssh managed b >>>\n# <<< rescale-ssh managed b <<<\n"
     ),
     "reversed": b"# <<< rescale-ssh managed section <<<\n# >>> rescale-ssh managed section >>>\n",
 }

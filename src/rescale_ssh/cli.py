@@ -14,7 +14,7 @@ import typer
 
 from rescale_ssh import __version__, hosts, render
 from rescale_ssh.boundary import PROG
-from rescale_ssh.errors import UsageError
+from rescale_ssh.errors import ExitCode, UsageError
 from rescale_ssh.settings import Settings
 
 app = typer.Typer(
@@ -136,7 +136,7 @@ def add(
         verb = "Updated"
     typer.echo(f"{verb} {t.alias} → {t.user}@{t.host} port {t.port} in {settings.ssh_config}")
     typer.echo(f"  ssh {t.alias}")
-    typer.echo(f"  rsync -a ./data/ {hosts.remote_path(result.entry, None)}/")
+    typer.echo(f"  rsync -a ./data/ {hosts.remote_path(t.alias, t.workdir, None)}/")
     if result.identity_missing:
         typer.echo(
             f"{PROG}: warning: the identity file {result.entry.identity} does not exist\n"
@@ -197,10 +197,134 @@ def path(
 
     Example: rsync -a results/ "$(rescale-ssh path Fotxeb results)"
     """
-    entry = hosts.find(_settings(ctx), job)
+    where = hosts.locate(_settings(ctx), job)
     if subpath is not None and any(ord(c) < 32 for c in subpath):
         raise UsageError("SUBPATH contains control characters")
-    typer.echo(hosts.remote_path(entry, subpath))
+    typer.echo(hosts.remote_path(where.alias, where.workdir, subpath))
+
+
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _confirm(diff: str, question: str, *, yes: bool) -> bool:
+    """Show the planned change; ask only on a terminal (never when stdin is not one)."""
+    if not diff:
+        return True
+    typer.echo(diff, nl=False)
+    if yes or not sys.stdin.isatty():
+        return True
+    return typer.confirm(question, default=True)
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="SECONDS", min=1, max=120,
+        help="Longest the hook may spend resolving a job through the platform.")] = 10.0,
+    wait: Annotated[float, typer.Option(
+        "--wait", metavar="SECONDS", min=0, max=3600,
+        help="How long ssh waits for a booting cluster to accept connections.")] = 0.0,
+) -> None:
+    """Let `ssh rescale-<any job>` work without `add` (the just-in-time hook).
+
+    Adds to your ssh config a `Match originalhost rescale-* exec` block at the end (it runs
+    `rescale-ssh hook` only for names starting with rescale-, and never for jobs that have a
+    block), plus an Include of the hook's results in the managed section. Shows the change and
+    asks first, unless --yes or stdin is not a terminal. Running it again is harmless.
+
+    Example: rescale-ssh install --yes && ssh rescale-Fotxeb
+    """
+    from rescale_ssh import install as installer
+
+    settings = _settings(ctx)
+    plan = installer.install(settings, dry_run=True, timeout=timeout, wait=wait)
+    if dry_run:
+        typer.echo(render.diff(plan.change) or "the hook is already installed; no change",
+                   nl=not plan.change.changed)
+        return
+    if not _confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
+        raise typer.Exit(int(ExitCode.FAILURE))
+    result = installer.install(settings, timeout=timeout, wait=wait)
+    verb = "Installed" if result.change.changed else "Already installed:"
+    typer.echo(f"{verb} the rescale-ssh hook in {settings.ssh_config}; try `ssh rescale-<JOB>`")
+
+
+@app.command()
+def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Remove the hook, every rescale-ssh block, and the tool's own files.
+
+    Leaves your ssh config byte-for-byte as it was before rescale-ssh changed it (when nothing
+    else changed it). Also removes the tool's known_hosts, cache and hook settings.
+
+    Example: rescale-ssh uninstall --yes
+    """
+    from rescale_ssh import install as installer
+
+    settings = _settings(ctx)
+    plan = installer.uninstall(settings, dry_run=True)
+    if dry_run:
+        typer.echo(render.diff(plan.change) or "nothing of rescale-ssh in the config",
+                   nl=not plan.change.changed)
+        for name in plan.removed_files:
+            typer.echo(f"would remove {name}")
+        return
+    if not _confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
+        raise typer.Exit(int(ExitCode.FAILURE))
+    result = installer.uninstall(settings)
+    typer.echo(f"Removed rescale-ssh from {settings.ssh_config}"
+               if result.change.changed else f"Nothing of rescale-ssh in {settings.ssh_config}")
+
+
+_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
+                "help_option_names": []}
+
+
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def hook(ctx: typer.Context) -> None:
+    """Make rescale-ALIAS resolvable in this ssh run (called by ssh from `Match exec`).
+
+    Usage: rescale-ssh hook [--state DIR] ALIAS. Not for people: `rescale-ssh install` puts it
+    in the ssh config. Its warm path uses only the standard library and no network.
+
+    Example: ssh -G rescale-Fotxeb (runs it)
+    """
+    from rescale_ssh.hook import main as hook_main
+
+    raise typer.Exit(hook_main(list(ctx.args)))
+
+
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def proxy(ctx: typer.Context) -> None:
+    """Connect to HOST PORT and hand the socket to ssh (ProxyCommand, ProxyUseFdpass yes).
+
+    Usage: rescale-ssh proxy [--wait SECONDS] [--state DIR --job JOB] HOST PORT. With fd
+    passing no byte of the session goes through Python; where that is impossible it relays.
+
+    Example: ProxyCommand rescale-ssh proxy --wait 300 %h %p
+    """
+    from rescale_ssh.proxy import main as proxy_main
+
+    raise typer.Exit(proxy_main(list(ctx.args)))
+
+
+@app.command()
+def code(ctx: typer.Context, job: JobArg) -> None:
+    """Open VS Code (Remote-SSH) on the job's working directory.
+
+    Runs `code --folder-uri vscode-remote://ssh-remote+rescale-JOB<workdir>`. The job needs a
+    block (`rescale-ssh add JOB`) or the hook (`rescale-ssh install`).
+
+    Example: rescale-ssh code Fotxeb
+    """
+    from rescale_ssh import vscode
+
+    settings = _settings(ctx)
+    where = hosts.locate(settings, job)
+    typer.echo(f"Opening {vscode.folder_uri(where.alias, where.workdir)}")
+    vscode.open_folder(where.alias, where.workdir)
 
 
 def hoist_globals(args: list[str]) -> list[str]:

@@ -11,6 +11,14 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "hook":
+        from rescale_ssh.hook import main as hook_main
+
+        return hook_main(args[1:])
+    if args and args[0] == "proxy":
+        from rescale_ssh.proxy import main as proxy_main
+
+        return proxy_main(args[1:])
     from rescale_ssh import boundary
 
     debug = boundary.wants_debug(args)

@@ -6,11 +6,13 @@ into ``rescale-ssh: error: <message>`` plus ``hint: <next step>`` and the exit c
 
 from __future__ import annotations
 
-from enum import IntEnum
 
+class ExitCode:
+    """Documented exit codes (README, man page).
 
-class ExitCode(IntEnum):
-    """Documented exit codes (README, man page)."""
+    Plain ints, not an IntEnum: importing enum (and functools, collections behind it) costs the
+    ssh hook about 5 ms on every run.
+    """
 
     OK = 0
     FAILURE = 1  # a check failed (doctor) or the user declined a confirmation
@@ -28,7 +30,7 @@ class ExitCode(IntEnum):
 class RescaleSSHError(Exception):
     """An expected failure: one line for the user, an optional hint, an exit code."""
 
-    exit_code: ExitCode = ExitCode.FAILURE
+    exit_code: int = ExitCode.FAILURE
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

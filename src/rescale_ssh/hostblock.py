@@ -8,15 +8,21 @@ reference or a second argument. Import-light: the ssh hook renders blocks on eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rescale_ssh import validate
-from rescale_ssh.target import Target, alias_for
+from rescale_ssh.target import alias_for
+
+# Not ``from typing import TYPE_CHECKING``: typing costs the hook ~10 ms (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from rescale_ssh.target import Target
 
 INDENT = "    "
 KEEPALIVE_INTERVAL = 30
 KEEPALIVE_COUNT = 4
 META_PREFIX = "# rescale-ssh job="
+PYTHON_FLAGS = ("-I", "-S")  # the only words of a program that are not quoted paths
 
 
 class HostEntry:
@@ -79,11 +85,11 @@ def shell_word(path: str, *, field: str) -> str:
     return "'" + validate.local_path(path, field=field).replace("%", "%%") + "'"
 
 
-def render(entry: HostEntry, *, proxy: str | None = None) -> list[str]:
+def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
     """The lines of one Host block (without line endings).
 
-    ``proxy`` is the rescale-ssh executable for blocks written by the hook: ssh then connects
-    through ``rescale-ssh proxy`` (ProxyUseFdpass: it hands the socket over and exits).
+    ``proxy`` (from :func:`proxy_lines`) is added to blocks written by the hook: ssh then connects
+    through ``rescale-ssh proxy``, which hands the socket over and exits (ProxyUseFdpass).
     """
     t = entry.target
     job = validate.job_id(t.job)
@@ -110,13 +116,37 @@ def render(entry: HostEntry, *, proxy: str | None = None) -> list[str]:
         f"{INDENT}ServerAliveCountMax {KEEPALIVE_COUNT}",
     ]
     if proxy is not None:
-        lines += proxy_lines(job, proxy)
+        lines += proxy
     return lines
 
 
-def proxy_lines(job: str, proxy: str) -> list[str]:
-    command = f"{shell_word(proxy, field='rescale-ssh program')} proxy --job {validate.job_id(job)}"
-    return [f"{INDENT}ProxyCommand {command} %h %p", f"{INDENT}ProxyUseFdpass yes"]
+def command(program: list[str]) -> str:
+    """The words that start rescale-ssh, shell-quoted (e.g. python -I -S launch.py)."""
+    return " ".join(
+        word if word in PYTHON_FLAGS else shell_word(word, field="rescale-ssh program")
+        for word in program
+    )
+
+
+def proxy_lines(job: str, program: list[str], state_dir: str) -> list[str]:
+    """ProxyCommand through ``rescale-ssh proxy`` for a job (ssh expands %h and %p)."""
+    words = f"{command(program)} proxy --state {shell_word(state_dir, field='state folder')}"
+    return [
+        f"{INDENT}ProxyCommand {words} --job {validate.job_id(job)} %h %p",
+        f"{INDENT}ProxyUseFdpass yes",
+    ]
+
+
+def failure_block(job: str, program: list[str], state_dir: str) -> list[str]:
+    """A block for a job that cannot be reached: the proxy prints why, and ssh keeps quiet
+    (LogLevel QUIET), so the reason is the last thing the user sees."""
+    job = validate.job_id(job)
+    return [
+        f"Host {alias_for(job)}",
+        f"{INDENT}# rescale-ssh job={job} cannot be reached; the proxy says why",
+        *proxy_lines(job, program, state_dir),
+        f"{INDENT}LogLevel QUIET",
+    ]
 
 
 def render_all(entries: Iterable[HostEntry]) -> list[str]:

@@ -49,6 +49,7 @@ def find(settings: Settings, job: str) -> HostEntry:
     )
 
 
+
 def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResult:
     path = settings.ssh_config
     entry = HostEntry(target=target, identity=settings.identity, known_hosts=settings.known_hosts)
@@ -98,9 +99,37 @@ def remove(settings: Settings, job: str, *, dry_run: bool = False) -> RemoveResu
                         forgotten_keys=forgotten)
 
 
-def remote_path(entry: HostEntry, subpath: str | None) -> str:
+@dataclass(frozen=True)
+class Where:
+    alias: str
+    workdir: str
+    static: bool
+
+
+def locate(settings: Settings, job: str) -> Where:
+    """A job's alias and working directory: its block, else what the hook cached for it."""
+    job = validate.job_id(job, source="the command line")
+    path = settings.ssh_config
+    current = section.read(configfile.read_bytes(path) or b"", path=str(path))
+    if job in current.entries:
+        entry = current.entries[job]
+        return Where(entry.alias, entry.target.workdir, static=True)
+    if current.hook is not None:
+        from rescale_ssh import hook, hookconf
+
+        conf = hookconf.load(current.hook.state_dir)
+        cached = hook.ensure(conf, job)
+        if cached.target is not None:
+            return Where(alias_for(job), cached.target.workdir, static=False)
+        raise NotFoundError(cached.reason, cached.hint or None)
+    raise NotFoundError(
+        f"no host for job {job} in {path}",
+        f"run `rescale-ssh add {job}`, or `rescale-ssh install` for every job",
+    )
+
+
+def remote_path(alias: str, workdir: str, subpath: str | None) -> str:
     """``rescale-<JOB>:<workdir>[/SUBPATH]`` for scp and rsync."""
-    where = entry.target.workdir
     if subpath:
-        where = where.rstrip("/") + "/" + subpath.lstrip("/")
-    return f"{entry.alias}:{where}"
+        workdir = workdir.rstrip("/") + "/" + subpath.lstrip("/")
+    return f"{alias}:{workdir}"

@@ -18,21 +18,48 @@ from rescale_ssh.target import Target, alias_for
 
 BEGIN = b"# >>> rescale-ssh managed section: change it with `rescale-ssh`, not by hand >>>"
 END = b"# <<< rescale-ssh managed section <<<"
-_BEGIN_PREFIX = b"# >>> rescale-ssh"
-_END_PREFIX = b"# <<< rescale-ssh"
+HOOK_BEGIN = b"# >>> rescale-ssh hook: `rescale-ssh uninstall` removes it >>>"
+HOOK_BEGIN_ADDED = (  # the file had no final newline: this region brought the one above it
+    b"# >>> rescale-ssh hook (with the newline above): `rescale-ssh uninstall` removes it >>>"
+)
+HOOK_END = b"# <<< rescale-ssh hook <<<"
+HOOK_META = "# rescale-ssh hook state="
+_BEGIN_PREFIX = b"# >>> rescale-ssh managed"
+_END_PREFIX = b"# <<< rescale-ssh managed"
+_HOOK_BEGIN_PREFIX = b"# >>> rescale-ssh hook"
+_HOOK_END_PREFIX = b"# <<< rescale-ssh hook"
 SCOPE_RESET = "Host *"
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """What ``install`` put in: the program ssh runs and the folder the hook writes into."""
+
+    program: list[str]
+    state_dir: str
+
+    @property
+    def hosts_glob(self) -> str:
+        return hostblock.quote_path(f"{self.state_dir}/hosts/*.conf", field="state folder")
+
+    @property
+    def failed_glob(self) -> str:
+        return hostblock.quote_path(f"{self.state_dir}/failed/*.conf", field="state folder")
 
 
 @dataclass
 class Section:
-    """What the section holds: one Host block per job."""
+    """What the tool owns: one Host block per added job, and the hook when installed."""
 
     entries: dict[str, HostEntry] = field(default_factory=dict)
+    hook: HookSpec | None = None
 
     def is_empty(self) -> bool:
-        return not self.entries
+        return not self.entries and self.hook is None
 
     def render(self) -> bytes:
+        """The top region: static blocks first (first value wins), then the hook's earlier
+        results (``Include``), then ``Host *`` so the user's lines below stay global."""
         if self.is_empty():
             return b""
         lines = [
@@ -40,66 +67,136 @@ class Section:
             "# drops one. The scope reset at the end keeps the lines below this section global.",
             "",
             *hostblock.render_all(self.entries.values()),
-            SCOPE_RESET,
         ]
+        if self.hook is not None:
+            lines += [
+                "# Jobs reached before through the hook (see the end of this file).",
+                SCOPE_RESET,
+                f"Include {self.hook.hosts_glob}",
+            ]
+        lines.append(SCOPE_RESET)
         body = "\n".join(lines).encode("utf-8") + b"\n"
         return BEGIN + b"\n" + body + END + b"\n"
+
+    def render_hook(self, *, newline_added: bool) -> bytes:
+        """The bottom region: ``Match ... exec`` runs the hook for aliases without a block.
+
+        At the very end of the file, so a parser that stops at ``Match`` (VS Code issue #9683)
+        loses nothing. ``originalhost`` comes before ``exec`` so other hosts never run it; the
+        patterns sit in double quotes (paramiko shlex-splits Match lines) and exclude names
+        with ``'``, which would end the single quotes around ``%n``.
+        """
+        if self.hook is None:
+            return b""
+        patterns = ",".join(
+            ["rescale-*", "!*'*", *(f"!{alias_for(job)}" for job in sorted(self.entries))]
+        )
+        state = hostblock.shell_word(self.hook.state_dir, field="state folder")
+        command = f"{hostblock.command(self.hook.program)} hook --state {state} '%n'"
+        lines = [
+            HOOK_BEGIN_ADDED if newline_added else HOOK_BEGIN,
+            f"{HOOK_META}{self.hook.state_dir}".encode(),
+            f'Match originalhost "{patterns}" exec "{command}"'.encode(),
+            f"    Include {self.hook.hosts_glob} {self.hook.failed_glob}".encode(),
+            HOOK_END,
+        ]
+        return (b"\n" if newline_added else b"") + b"\n".join(lines) + b"\n"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a region is: ``data[start:stop]``; ``flag`` marks a hook region that brought the
+    newline before it (the file had no final newline)."""
+
+    start: int
+    stop: int
+    flag: bool = False
 
 
 @dataclass(frozen=True)
 class Located:
-    """The file split around the section: ``before + section + after == file``."""
+    data: bytes
+    top: Span | None
+    hook: Span | None
 
-    before: bytes
-    section: bytes
-    after: bytes
-
-    @property
-    def present(self) -> bool:
-        return bool(self.section)
-
-    def body_lines(self) -> list[str]:
-        inner = self.section.rstrip(b"\r\n").split(b"\n")[1:-1]
+    def lines(self, span: Span | None) -> list[str]:
+        if span is None:
+            return []
+        inner = self.data[span.start : span.stop].strip(b"\r\n").split(b"\n")[1:-1]
         return [line.decode("utf-8", "replace").rstrip("\r") for line in inner]
 
 
-def locate(data: bytes, *, path: str) -> Located:
-    """Find the section; refuse to guess when it was damaged by hand."""
+def _span(data: bytes, begin: bytes, end: bytes, what: str, path: str) -> Span | None:
     begins: list[int] = []
     ends: list[int] = []
     offset = 0
     for line in data.splitlines(keepends=True):
         stripped = line.lstrip(b" \t")
-        if stripped.startswith(_BEGIN_PREFIX):
+        if stripped.startswith(begin):
             begins.append(offset)
-        elif stripped.startswith(_END_PREFIX):
+        elif stripped.startswith(end):
             ends.append(offset + len(line))
         offset += len(line)
-    hint = (
-        f"open {path}, keep exactly one pair of '# >>> rescale-ssh' / '# <<< rescale-ssh' "
-        "lines (or delete both with everything between them), then run the command again"
-    )
     if not begins and not ends:
-        return Located(before=b"", section=b"", after=data)
+        return None
+    hint = (
+        f"open {path}, keep exactly one pair of '{begin.decode()}' / '{end.decode()}' lines (or "
+        "delete both with everything between them), then run the command again"
+    )
     if len(begins) != 1 or len(ends) != 1:
-        what = "two sections" if len(begins) > 1 or len(ends) > 1 else (
+        problem = f"two {what}s" if len(begins) > 1 or len(ends) > 1 else (
             "a start marker without an end marker" if begins else "an end marker without a start"
         )
-        raise ConfigError(f"the rescale-ssh section of {path} is damaged ({what})", hint)
+        raise ConfigError(f"the rescale-ssh {what} of {path} is damaged ({problem})", hint)
     start, stop = begins[0], ends[0]
     if stop <= start:
         raise ConfigError(
-            f"the rescale-ssh section of {path} is damaged (end marker before start marker)", hint
+            f"the rescale-ssh {what} of {path} is damaged (end marker before start marker)", hint
         )
-    return Located(before=data[:start], section=data[start:stop], after=data[stop:])
+    added = data[start:].startswith(HOOK_BEGIN_ADDED) and start > 0 and data[start - 1] == 10
+    return Span(start - 1 if added else start, stop, added)
+
+
+def locate(data: bytes, *, path: str) -> Located:
+    """Find our regions; refuse to guess when one was damaged by hand."""
+    top = _span(data, _BEGIN_PREFIX, _END_PREFIX, "section", path)
+    hook = _span(data, _HOOK_BEGIN_PREFIX, _HOOK_END_PREFIX, "hook", path)
+    if top is not None and hook is not None and top.start < hook.stop and hook.start < top.stop:
+        raise ConfigError(f"the rescale-ssh section and hook of {path} overlap",
+                          f"remove both from {path} by hand, then add the jobs again")
+    return Located(data, top, hook)
 
 
 def read(data: bytes, *, path: str) -> Section:
     located = locate(data, path=path)
-    if not located.present:
-        return Section()
-    entries = parse_blocks(located.body_lines(), source=f"the rescale-ssh section of {path}")
-    return Section(entries={entry.job: entry for entry in entries})
+    source = f"the rescale-ssh section of {path}"
+    entries = parse_blocks(located.lines(located.top), source=source)
+    hook = None
+    for line in located.lines(located.hook):
+        if line.startswith(HOOK_META):
+            hook = hook_spec(line[len(HOOK_META) :].strip(), source=source)
+    if located.hook is not None and hook is None:
+        raise ConfigError(f"the rescale-ssh hook of {path} is damaged (no state line)",
+                          "run `rescale-ssh uninstall`, then `rescale-ssh install`")
+    return Section(entries={entry.job: entry for entry in entries}, hook=hook)
+
+
+def hook_spec(state_dir: str, *, source: str) -> HookSpec:
+    from rescale_ssh import hookconf
+
+    checked = validate_state_dir(state_dir, source=source)
+    return HookSpec(program=hookconf.load(checked).program, state_dir=checked)
+
+
+def validate_state_dir(value: str, *, source: str | None = None) -> str:
+    """The hook's folder appears inside an Include glob: no glob characters of its own."""
+    from rescale_ssh import validate
+    from rescale_ssh.errors import InvalidValueError
+
+    checked = validate.local_path(value, field="state folder", source=source)
+    if any(char in checked for char in "*?[]"):
+        raise InvalidValueError("state folder", value, "no *, ?, [ or ]", source=source)
+    return checked
 
 
 def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
@@ -146,13 +243,19 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
 
 
 def splice(data: bytes, section: Section, *, path: str) -> bytes:
-    """``data`` with the section replaced (or inserted at the top, or removed when empty)."""
+    """``data`` with our regions replaced, inserted (top of file / end of file) or removed."""
     located = locate(data, path=path)
-    rendered = section.render()
-    if located.present:
-        after = located.after
-        if located.section.endswith(b"\n") is False and rendered:
-            # The end marker was the last line without a newline: keep it that way.
-            rendered = rendered[:-1]
-        return located.before + rendered + after
-    return rendered + data
+    top = section.render()
+    edits: list[tuple[int, int, bytes]] = []
+    if located.top is not None:
+        edits.append((located.top.start, located.top.stop, top))
+    if located.hook is not None:
+        edits.append((located.hook.start, located.hook.stop,
+                      section.render_hook(newline_added=located.hook.flag)))
+    for start, stop, replacement in sorted(edits, reverse=True):
+        data = data[:start] + replacement + data[stop:]
+    if located.top is None and top:
+        data = top + data
+    if located.hook is None and section.hook is not None:
+        data += section.render_hook(newline_added=bool(data) and not data.endswith(b"\n"))
+    return data

@@ -9,8 +9,6 @@ spaces and Unicode look-alikes never pass.
 
 from __future__ import annotations
 
-import string
-
 from rescale_ssh.errors import InvalidValueError
 
 MAX_JOB_ID = 64
@@ -18,7 +16,7 @@ MAX_USER = 64
 MAX_HOSTNAME = 253
 MAX_PATH = 1024
 
-_ALNUM = frozenset(string.ascii_letters + string.digits)
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _USER = _ALNUM | frozenset("_.-")
 _LABEL = _ALNUM | frozenset("-")
 # Remote paths: a conservative ASCII set with no spaces, quotes, backslash, backtick, "$" or "%"

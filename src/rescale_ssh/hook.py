@@ -1,0 +1,181 @@
+"""``rescale-ssh hook ALIAS``: run by ssh (``Match originalhost rescale-* exec``) while it reads
+its config, to make ``rescale-<JOB>`` resolvable in that same ssh run.
+
+It writes the job's Host block into a tool-owned file that the config ``Include``s right after
+the Match line (OpenSSH expands the Include glob after the hook ran). Warm path (a job resolved
+less than ``ttl`` ago): read the cache record, validate it, render the block, compare, done:
+standard library only, no network. Cold path: one resolution per job at a time (an flock; the
+others wait and reuse its result), bounded by ``timeout``, then cached. A job that cannot be
+reached gets a block whose proxy prints the reason, so ssh fails within seconds with our line
+last, not "Could not resolve hostname".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from rescale_ssh import hostblock, jobcache, store
+from rescale_ssh.errors import ExitCode, InvalidValueError, RescaleSSHError
+from rescale_ssh.hookconf import HookConf
+from rescale_ssh.hostblock import HostEntry
+from rescale_ssh.jobcache import FAILED, OK, Entry
+
+USAGE = "usage: rescale-ssh hook [--state DIR] ALIAS"
+
+
+def main(argv: list[str]) -> int:
+    from rescale_ssh import hookconf
+    from rescale_ssh.target import job_from_alias
+
+    args = list(argv)
+    state_dir = None
+    if len(args) == 3 and args[0] == "--state":
+        state_dir = args[1]
+        args = args[2:]
+    if len(args) != 1:
+        print(USAGE, file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        if state_dir is None:  # installed configs always pass --state: pathlib only here
+            from rescale_ssh import paths
+
+            state_dir = str(paths.state_dir())
+        conf = hookconf.load(state_dir)
+        job = job_from_alias(args[0], source="the ssh command line")
+        ensure(conf, job)
+    except RescaleSSHError as error:
+        # Not even a failure block could be written: say why; ssh goes on without our block.
+        print(f"rescale-ssh: error: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+def ensure(conf: HookConf, job: str) -> Entry:
+    """Make the job's block current; returns what is known of the job."""
+    entry = cached(conf, job)
+    if entry is None or not is_fresh(conf, entry):
+        entry = refresh(conf, job, previous=entry)
+    publish(conf, job, entry)
+    return entry
+
+
+def cached(conf: HookConf, job: str) -> Entry | None:
+    """The cache record; a tampered or damaged one becomes a failure that names the field."""
+    try:
+        return jobcache.load(conf.state_dir, job)
+    except InvalidValueError as error:
+        return failure(error, resolved=0.0)
+
+
+def is_fresh(conf: HookConf, entry: Entry | None, now: float | None = None) -> bool:
+    if entry is None:
+        return False
+    age = entry.age(now)
+    limit = conf.ttl if entry.state == OK else conf.failure_ttl
+    return -60.0 < age < limit
+
+
+def failure(error: RescaleSSHError, *, resolved: float | None = None) -> Entry:
+    return Entry(
+        state=FAILED,
+        resolved=time.time() if resolved is None else resolved,
+        reason=error.message,
+        hint=error.hint or "",
+        code=error.exit_code,
+    )
+
+
+def refresh(
+    conf: HookConf, job: str, *, previous: Entry | None, newer_than: float | None = None
+) -> Entry:
+    """Resolve the job through the platform, one process per job at a time.
+
+    Waiting processes reuse the result of the one that held the lock: a fresh record (or, with
+    ``newer_than``, one resolved after that moment) is taken as it is.
+    """
+    started = time.monotonic()
+    lock = os.path.join(conf.state_dir, "locks", store.safe_name("job-", job))
+    with store.Locked(lock, timeout=conf.timeout) as got:
+        if not got:
+            return Entry(state=FAILED, resolved=time.time(), code=ExitCode.UNAVAILABLE,
+                         reason=f"job {job} is still being resolved by another ssh",
+                         hint="try again in a few seconds")
+        current = cached(conf, job)
+        if current is not None and current is not previous and (
+            current.resolved >= newer_than if newer_than is not None
+            else is_fresh(conf, current)
+        ):
+            return current
+        budget = conf.timeout - (time.monotonic() - started)
+        entry = resolve(conf, job, budget)
+        old = previous.target if previous is not None else None
+        new = entry.target
+        if old is not None and new is not None and (old.host, old.port) != (new.host, new.port):
+            forget_host_keys(conf, job)  # the cluster was replaced: its host key is new
+        jobcache.save(conf.state_dir, job, entry)
+        return entry
+
+
+def resolve(conf: HookConf, job: str, budget: float) -> Entry:
+    """The cold path: this is where the hook may import requests."""
+    if budget <= 0.5:
+        return Entry(state=FAILED, resolved=time.time(), code=ExitCode.UNAVAILABLE,
+                     reason=f"no time left to resolve job {job}", hint="try again")
+    enable_site_packages()
+    from rescale_ssh.client import Client
+    from rescale_ssh.resolver import resolve as resolve_job
+    from rescale_ssh.settings import Settings
+
+    settings = Settings(platform_flag=conf.platform or None, profile_flag=conf.profile or None)
+    try:
+        with Client(
+            settings.platform(),
+            settings.api_key(),
+            deadline=budget,
+            connect_timeout=min(5.0, budget),
+            read_timeout=min(10.0, budget),
+            retries=2,
+        ) as client:
+            target = resolve_job(client, job)
+    except RescaleSSHError as error:
+        return failure(error)
+    return Entry(state=OK, resolved=time.time(), target=target)
+
+
+def publish(conf: HookConf, job: str, entry: Entry) -> None:
+    """Write the block ssh will include: the job's, or one that explains the failure."""
+    name = store.safe_name("rescale-", job) + ".conf"
+    program = conf.program
+    state = conf.state_dir
+    good, bad = os.path.join(conf.hosts_dir, name), os.path.join(conf.failed_dir, name)
+    if entry.state == OK and entry.target is not None:
+        block = hostblock.render(
+            HostEntry(target=entry.target, identity=conf.identity, known_hosts=conf.known_hosts),
+            proxy=hostblock.proxy_lines(job, program, state),
+        )
+        store.write_atomic(good, "\n".join(block) + "\n")
+        store.remove(bad)
+    else:
+        store.write_atomic(bad, "\n".join(hostblock.failure_block(job, program, state)) + "\n")
+        store.remove(good)
+
+
+def forget_host_keys(conf: HookConf, job: str) -> None:
+    from pathlib import Path
+
+    from rescale_ssh import knownhosts
+    from rescale_ssh.target import alias_for
+
+    knownhosts.forget(Path(conf.known_hosts), [alias_for(job)])
+
+
+def enable_site_packages() -> None:
+    """The launcher runs Python with -S; the cold path needs site-packages (requests)."""
+    if "site" not in sys.modules:
+        import site
+
+        site.main()

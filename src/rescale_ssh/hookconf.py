@@ -1,0 +1,117 @@
+"""The hook's settings, written by ``install`` into ``<state>/hook.conf``.
+
+ssh runs the hook with whatever environment it has (VS Code started from a desktop menu has not
+the terminal's), so everything the hook must agree on with the config is fixed at install time:
+the program to run, the identity, the known_hosts file and the time limits. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rescale_ssh import store, validate
+from rescale_ssh.errors import ConfigError
+
+FILE = "hook.conf"
+DEFAULT_TTL = 1800.0  # a resolved job is trusted this long; a failed connection refreshes it
+DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, quick retries
+DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
+DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
+
+
+class HookConf:
+    __slots__ = ("failure_ttl", "identity", "known_hosts", "launcher", "platform", "profile",
+                 "python", "state_dir", "timeout", "ttl", "wait")
+
+    def __init__(
+        self,
+        *,
+        state_dir: str,
+        python: str,
+        launcher: str,
+        identity: str | None,
+        known_hosts: str,
+        platform: str = "",
+        profile: str = "",
+        ttl: float = DEFAULT_TTL,
+        failure_ttl: float = DEFAULT_FAILURE_TTL,
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: float = DEFAULT_WAIT,
+    ) -> None:
+        self.state_dir = state_dir
+        self.python = python
+        self.launcher = launcher
+        self.identity = identity
+        self.known_hosts = known_hosts
+        self.platform = platform
+        self.profile = profile
+        self.ttl = ttl
+        self.failure_ttl = failure_ttl
+        self.timeout = timeout
+        self.wait = wait
+
+    @property
+    def program(self) -> list[str]:
+        """How ssh starts rescale-ssh: ``python -I -S launch.py`` (fast), or one executable."""
+        return [self.python, "-I", "-S", self.launcher] if self.python else [self.launcher]
+
+    @property
+    def hosts_dir(self) -> str:
+        """Blocks of resolved jobs: included at the top of the section and after the hook."""
+        return os.path.join(self.state_dir, "hosts")
+
+    @property
+    def failed_dir(self) -> str:
+        """Blocks of jobs that cannot be reached: included only after the hook ran."""
+        return os.path.join(self.state_dir, "failed")
+
+    def to_text(self) -> str:
+        return store.format_record(
+            {
+                "python": self.python,
+                "launcher": self.launcher,
+                "identity": self.identity or "",
+                "known_hosts": self.known_hosts,
+                "platform": self.platform,
+                "profile": self.profile,
+                "ttl": f"{self.ttl:g}",
+                "failure_ttl": f"{self.failure_ttl:g}",
+                "timeout": f"{self.timeout:g}",
+                "wait": f"{self.wait:g}",
+            }
+        )
+
+
+def load(state_dir: str) -> HookConf:
+    path = os.path.join(state_dir, FILE)
+    record = store.read_record(path)
+    if record is None or "\0unreadable" in record:
+        raise ConfigError(f"the hook's settings {path} are missing",
+                          "run `rescale-ssh install` again")
+    source = f"the hook settings {path}"
+
+    def number(key: str, default: float) -> float:
+        try:
+            value = float(record.get(key, "") or default)
+        except ValueError:
+            raise ConfigError(f"invalid {key} in {path}",
+                              "run `rescale-ssh install` again") from None
+        return max(0.0, min(value, 86400.0))
+
+    identity = record.get("identity") or None
+    return HookConf(
+        state_dir=state_dir,
+        python=validate.local_path(record["python"], field="python", source=source)
+        if record.get("python") else "",
+        launcher=validate.local_path(record.get("launcher", ""), field="launcher", source=source),
+        identity=None if identity is None else validate.local_path(
+            identity, field="identity file", source=source),
+        known_hosts=validate.local_path(record.get("known_hosts", ""), field="known_hosts file",
+                                        source=source),
+        platform=record.get("platform", ""),
+        profile=record.get("profile", ""),
+        ttl=number("ttl", DEFAULT_TTL),
+        failure_ttl=number("failure_ttl", DEFAULT_FAILURE_TTL),
+        timeout=number("timeout", DEFAULT_TIMEOUT),
+        wait=number("wait", DEFAULT_WAIT),
+    )

@@ -1,0 +1,102 @@
+"""``install`` / ``uninstall``: the just-in-time hook in the ssh config, and its files.
+
+``install`` writes ``<state>/hook.conf`` (what the hook must agree on with the config), then adds
+the hook to the ssh config: an ``Include`` of earlier results at the end of the top section, and
+the ``Match ... exec`` block at the end of the file. ``uninstall`` removes both, every block,
+and the tool's files, leaving the config as it was before rescale-ssh touched it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rescale_ssh import configfile, hookconf, paths, section
+from rescale_ssh import settings as settings_module
+from rescale_ssh.configfile import Change
+from rescale_ssh.hookconf import HookConf
+from rescale_ssh.section import HookSpec, Section
+from rescale_ssh.settings import Settings
+
+TOOL_FILES = ("hosts", "failed", "jobs", "locks", hookconf.FILE, "known_hosts")
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    change: Change
+    conf: HookConf
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class UninstallResult:
+    change: Change
+    removed_files: list[str]
+    dry_run: bool
+
+
+def program() -> tuple[str, str]:
+    """The interpreter and launcher ssh will run: ``python -I -S .../launch.py``."""
+    launcher = Path(__file__).with_name("launch.py")
+    return sys.executable, str(launcher)
+
+
+def hook_conf(settings: Settings, *, timeout: float | None = None,
+              wait: float | None = None) -> HookConf:
+    state_dir = section.validate_state_dir(str(paths.state_dir()))
+    python, launcher = program()
+    platform = ""
+    if settings.platform_flag or os.environ.get(settings_module.ENV_PLATFORM):
+        platform = settings.platform()  # chosen explicitly: the hook must use the same one
+    return HookConf(
+        state_dir=state_dir,
+        python=python,
+        launcher=launcher,
+        identity=settings.identity,
+        known_hosts=settings.known_hosts,
+        platform=platform,
+        profile=settings.profile_name or "",
+        timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
+        wait=hookconf.DEFAULT_WAIT if wait is None else wait,
+    )
+
+
+def install(settings: Settings, *, dry_run: bool = False, timeout: float | None = None,
+            wait: float | None = None) -> InstallResult:
+    conf = hook_conf(settings, timeout=timeout, wait=wait)
+    path = settings.ssh_config
+    spec = HookSpec(program=conf.program, state_dir=conf.state_dir)
+
+    def compute(data: bytes) -> bytes:
+        current = section.read(data, path=str(path))
+        current.hook = spec
+        return section.splice(data, current, path=str(path))
+
+    if not dry_run:
+        from rescale_ssh import store
+
+        for folder in (conf.state_dir, conf.hosts_dir, conf.failed_dir):
+            store.ensure_dir(folder)
+        store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
+    change = configfile.update(path, compute, dry_run=dry_run)
+    return InstallResult(change=change, conf=conf, dry_run=dry_run)
+
+
+def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
+    path = settings.ssh_config
+    change = configfile.update(
+        path, lambda data: section.splice(data, Section(), path=str(path)), dry_run=dry_run
+    )
+    state = paths.state_dir()
+    removed = [str(state / name) for name in TOOL_FILES if (state / name).exists()]
+    if not dry_run:
+        for name in removed:
+            target = Path(name)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+    return UninstallResult(change=change, removed_files=removed, dry_run=dry_run)

@@ -1,0 +1,94 @@
+"""What the hook learned about each job: where its cluster is, or why it cannot be reached.
+
+One ``key=value`` file per job under ``<state>/jobs``. Every value is validated when read, so a
+cache file that was tampered with is refused with the field named, never written into a config.
+Standard library only (the hook's warm path).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rescale_ssh import store
+from rescale_ssh.errors import ExitCode, InvalidValueError
+from rescale_ssh.target import Target
+
+OK = "ok"
+FAILED = "failed"
+
+
+class Entry:
+    __slots__ = ("code", "hint", "reason", "resolved", "state", "target")
+
+    def __init__(
+        self,
+        *,
+        state: str,
+        resolved: float,
+        target: Target | None = None,
+        reason: str = "",
+        hint: str = "",
+        code: int = ExitCode.NOT_READY,
+    ) -> None:
+        self.state = state
+        self.resolved = resolved
+        self.target = target
+        self.reason = reason
+        self.hint = hint
+        self.code = code
+
+    def age(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.resolved
+
+
+def path_for(state_dir: str, job: str) -> str:
+    return os.path.join(state_dir, "jobs", store.safe_name("", job))
+
+
+def load(state_dir: str, job: str) -> Entry | None:
+    """The job's entry, validated; None when there is none. Raises InvalidValueError."""
+    path = path_for(state_dir, job)
+    record = store.read_record(path)
+    if record is None:
+        return None
+    source = f"the cache file {path}"
+    if "\0unreadable" in record:
+        raise InvalidValueError("cache file", path, "unreadable", source=None)
+    if record.get("job") != job:
+        raise InvalidValueError("job ID", record.get("job"), f"expected {job}", source=source)
+    try:
+        resolved = float(record.get("resolved", ""))
+    except ValueError:
+        raise InvalidValueError("resolved", record.get("resolved"), "a time stamp",
+                                source=source) from None
+    state = record.get("state")
+    if state == OK:
+        target = Target.checked(job=job, user=record.get("user"), host=record.get("host"),
+                                port=record.get("port"), workdir=record.get("workdir"),
+                                source=source)
+        return Entry(state=OK, resolved=resolved, target=target)
+    if state == FAILED:
+        code = record.get("code", "")
+        return Entry(
+            state=FAILED,
+            resolved=resolved,
+            reason=record.get("reason", "") or "the job cannot be reached",
+            hint=record.get("hint", ""),
+            code=int(code) if code.isdigit() and int(code) < 256 else ExitCode.NOT_READY,
+        )
+    raise InvalidValueError("state", state, "ok or failed", source=source)
+
+
+def save(state_dir: str, job: str, entry: Entry) -> None:
+    record = {"job": job, "state": entry.state, "resolved": f"{entry.resolved:.3f}"}
+    if entry.target is not None:
+        t = entry.target
+        record.update(user=t.user, host=t.host, port=str(t.port), workdir=t.workdir)
+    if entry.state == FAILED:
+        record.update(reason=entry.reason, hint=entry.hint, code=str(entry.code))
+    store.write_atomic(path_for(state_dir, job), store.format_record(record))
+
+
+def drop(state_dir: str, job: str) -> None:
+    store.remove(path_for(state_dir, job))

@@ -1,0 +1,16 @@
+"""Fast start for the commands ssh runs: ``python -I -S .../rescale_ssh/launch.py hook ALIAS``.
+
+``-S`` skips site-packages processing (a few ms on every ssh run) and ``-I`` ignores PYTHON*
+variables and the user's site folder. The folder that holds the package replaces this script's
+own folder at the head of sys.path (so no module of ours can shadow the standard library);
+the hook's cold path enables site-packages itself when it needs requests.
+"""
+
+import os
+import sys
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from rescale_ssh.entry import main  # noqa: E402
+
+sys.exit(main())

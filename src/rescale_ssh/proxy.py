@@ -1,0 +1,184 @@
+"""``rescale-ssh proxy HOST PORT``: the ProxyCommand of hook-written blocks.
+
+With ``ProxyUseFdpass yes`` ssh gives us a Unix socket as stdout: we connect to the cluster, pass
+the connected socket back (SCM_RIGHTS) and exit, so no byte of the session passes through Python
+(ssh_config(5), ProxyUseFdpass). Where that is impossible (stdout is a pipe; Windows) we relay.
+
+With ``--state DIR --job JOB`` the cached address of the job wins over HOST/PORT (a block read
+from an older include may be stale); a refused or timed-out connection refreshes the job once
+(its cluster may have been replaced) before giving up, and a job that cannot be reached is
+explained in one line. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+
+from rescale_ssh.errors import ExitCode, RescaleSSHError, UsageError
+
+CONNECT_TIMEOUT = 10.0
+RETRY_EVERY = 2.0
+USAGE = "usage: rescale-ssh proxy [--wait SECONDS] [--state DIR --job JOB] HOST PORT"
+
+
+class Options:
+    __slots__ = ("host", "job", "port", "state", "wait")
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.job: str | None = None
+        self.wait: float | None = None
+        self.host = ""
+        self.port = 0
+
+
+def parse(argv: list[str]) -> Options:
+    from rescale_ssh import validate
+
+    opts = Options()
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--state", "--job", "--wait"):
+            value = next(args, None)
+            if value is None:
+                raise UsageError(f"{arg} needs a value", USAGE)
+            if arg == "--state":
+                opts.state = value
+            elif arg == "--job":
+                opts.job = validate.job_id(value, source="the command line")
+            else:
+                try:
+                    opts.wait = max(0.0, float(value))
+                except ValueError:
+                    raise UsageError(f"--wait takes seconds, not {value!r}", USAGE) from None
+        else:
+            rest.append(arg)
+    if len(rest) != 2:
+        raise UsageError("proxy takes HOST and PORT", USAGE)
+    opts.host, opts.port = rest[0], validate.port(rest[1], source="the command line")
+    if opts.job is not None and opts.state is None:
+        raise UsageError("--job needs --state", USAGE)
+    return opts
+
+
+def main(argv: list[str]) -> int:
+    try:
+        opts = parse(argv)
+        sock = connect_for(opts)
+    except RescaleSSHError as error:
+        explain(error.message, error.hint)
+        return int(error.exit_code)
+    return hand_over(sock)
+
+
+def connect_for(opts: Options) -> socket.socket:
+    if opts.job is None or opts.state is None:
+        return connect(opts.host, opts.port, wait=opts.wait or 0.0)
+    from rescale_ssh import hook, hookconf
+    from rescale_ssh.jobcache import OK
+
+    conf = hookconf.load(opts.state)  # a str: see store.py on pathlib
+    wait = conf.wait if opts.wait is None else opts.wait
+    started = time.time()
+    entry = hook.cached(conf, opts.job)
+    if entry is None:
+        entry = hook.ensure(conf, opts.job)
+    if entry.state != OK or entry.target is None:
+        raise RescaleSSHError(entry.reason, entry.hint or None)
+    target = entry.target
+    try:
+        return connect(target.host, target.port, wait=wait)
+    except RescaleSSHError as first:
+        # The cluster may have been replaced or stopped since the job was cached: ask again.
+        entry = hook.refresh(conf, opts.job, previous=entry, newer_than=started)
+        hook.publish(conf, opts.job, entry)
+        if entry.state != OK or entry.target is None:
+            raise RescaleSSHError(entry.reason, entry.hint or None) from None
+        if (entry.target.host, entry.target.port) == (target.host, target.port):
+            raise RescaleSSHError(
+                f"the cluster of job {opts.job} does not answer at "
+                f"{target.host}:{target.port} ({first.message})",
+                f"`rescale-ssh status {opts.job}` shows the job; `rescale-ssh doctor "
+                f"{opts.job}` checks the access restriction (CIDR) and the key",
+            ) from None
+        return connect(entry.target.host, entry.target.port, wait=wait)
+
+
+def connect(host: str, port: int, *, wait: float = 0.0) -> socket.socket:
+    """A connected TCP socket; with ``wait`` keep trying that long (a cluster still booting)."""
+    deadline = time.monotonic() + wait
+    announced = False
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            problem = describe(exc)
+            if remaining <= RETRY_EVERY:
+                raise RescaleSSHError(f"cannot connect to {host} port {port}: {problem}",
+                                      None) from None
+        if not announced:
+            print(f"rescale-ssh: waiting up to {wait:.0f} s for {host} port {port} "
+                  f"to accept connections ({problem})", file=sys.stderr)
+            announced = True
+        time.sleep(RETRY_EVERY)
+
+
+def describe(exc: OSError) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    return exc.strerror or type(exc).__name__
+
+
+def explain(message: str, hint: str | None) -> None:
+    print(f"rescale-ssh: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def hand_over(sock: socket.socket) -> int:
+    """Pass the socket to ssh through stdout when it is a Unix socket; relay otherwise."""
+    sock.settimeout(None)
+    if hasattr(socket, "send_fds") and stat.S_ISSOCK(os.fstat(1).st_mode):
+        with socket.socket(fileno=os.dup(1)) as channel:
+            socket.send_fds(channel, [b"\0"], [sock.fileno()])
+        sock.close()
+        return 0
+    return relay(sock)
+
+
+def relay(sock: socket.socket) -> int:
+    """Copy stdin → socket and socket → stdout until both directions end."""
+    def upstream() -> None:
+        try:
+            while data := os.read(0, 65536):
+                sock.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=upstream, daemon=True)
+    thread.start()
+    try:
+        while data := sock.recv(65536):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view):]
+    except OSError:
+        return int(ExitCode.UNAVAILABLE)
+    finally:
+        sock.close()
+    return 0
