@@ -250,6 +250,15 @@ def install(
     result = installer.install(settings, timeout=timeout, wait=wait)
     verb = "Installed" if result.change.changed else "Already installed:"
     typer.echo(f"{verb} the rescale-ssh hook in {settings.ssh_config}; try `ssh rescale-<JOB>`")
+    if result.shadowed:
+        names = ", ".join(result.shadowed)
+        typer.echo(
+            f"{PROG}: warning: your ssh config sets {names} for every host; on the first "
+            "connection to a job reached through the hook, your values win over the job's\n"
+            "hint: `rescale-ssh add JOB` avoids it, or exclude the jobs from those lines: "
+            "`Host * !rescale-*`",
+            err=True,
+        )
 
 
 @app.command()

@@ -64,11 +64,15 @@ def ensure(conf: HookConf, job: str) -> Entry:
 
 
 def cached(conf: HookConf, job: str) -> Entry | None:
-    """The cache record; a tampered or damaged one becomes a failure that names the field."""
+    """The cache record. A tampered or damaged one is refused, naming the field: it counts as
+    a fresh failure (so ssh explains it), and after ``failure_ttl`` the job is resolved anew."""
     try:
         return jobcache.load(conf.state_dir, job)
     except InvalidValueError as error:
-        return failure(error, resolved=0.0)
+        refused = failure(error)
+        refused.hint = "rescale-ssh resolves the job again in a few seconds"
+        jobcache.save(conf.state_dir, job, refused)
+        return refused
 
 
 def is_fresh(conf: HookConf, entry: Entry | None, now: float | None = None) -> bool:

@@ -29,6 +29,14 @@ class InstallResult:
     change: Change
     conf: HookConf
     dry_run: bool
+    shadowed: list[str]
+
+
+# Options of the hook's blocks that the user's own config can take first (first value wins):
+# the hook's block is included after the user's lines on a job's first connection.
+WATCHED = ("user", "port", "hostname", "identitiesonly", "stricthostkeychecking",
+           "userknownhostsfile", "hostkeyalias", "proxycommand", "proxyjump")
+PROBE_ALIAS = "rescale-Probe0"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         current.hook = spec
         return section.splice(data, current, path=str(path))
 
+    shadowed = shadowing(path) if not dry_run else []
     if not dry_run:
         from rescale_ssh import store
 
@@ -82,7 +91,34 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
             store.ensure_dir(folder)
         store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
     change = configfile.update(path, compute, dry_run=dry_run)
-    return InstallResult(change=change, conf=conf, dry_run=dry_run)
+    return InstallResult(change=change, conf=conf, dry_run=dry_run, shadowed=shadowed)
+
+
+def shadowing(config: Path) -> list[str]:
+    """The watched options the user's config sets for every ``rescale-*`` name.
+
+    ``ssh -G`` with the config vs with an empty one (both ignore /etc/ssh/ssh_config), for an
+    alias no block matches; run before the hook is in place, so it cannot run the hook.
+    """
+    import subprocess
+
+    ssh = shutil.which("ssh")
+    if ssh is None or not config.exists():
+        return []
+
+    def effective(path: str) -> dict[str, str]:
+        try:
+            proc = subprocess.run([ssh, "-G", "-F", path, PROBE_ALIAS], capture_output=True,
+                                  text=True, timeout=20, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        pairs = (line.partition(" ") for line in proc.stdout.splitlines())
+        return {key: value for key, _, value in pairs if key in WATCHED}
+
+    mine, default = effective(str(config)), effective(os.devnull)
+    if not mine or not default:
+        return []
+    return [key for key in WATCHED if mine.get(key) != default.get(key)]
 
 
 def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:

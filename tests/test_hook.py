@@ -1,0 +1,323 @@
+"""The just-in-time hook: `install`, then `ssh rescale-<any job>` with the real ssh and sshd."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from rescale_ssh import section
+from tests.fakeplatform import FakePlatform
+from tests.helpers import Cli, require, ssh_config_of
+from tests.sshd import SSHDFactory, SSHServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+FORBIDDEN_ON_WARM_PATH = ("typer", "click", "rich", "requests", "urllib3", "cryptography",
+                          "filelock", "pydantic", "sshconf", "pathlib", "typing", "re", "json")
+
+USER_CONFIGS = {
+    "missing": None,
+    "empty": b"",
+    "lf": b"Host mine\n    HostName 192.0.2.10\n    User me\n",
+    "crlf-no-final-newline": b"Host mine\r\n\tHostName=192.0.2.10\r\n\tUser me",
+    "globals": b"ServerAliveInterval 7\nHost *\n  ForwardAgent no\n",
+}
+
+
+def state_dir(home: Path) -> Path:
+    return home / ".local" / "state" / "rescale-ssh"
+
+
+def ssh(config: Path, alias: str, *command: str, timeout: float = 30,
+        options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("ssh"), "-F", str(config), "-o", "BatchMode=yes", *options, alias, *command],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def add_job_for(platform: FakePlatform, sshd: SSHServer, job: str, **extra: object) -> Path:
+    workdir = sshd.new_workdir(job)
+    platform.add_job(job, user=sshd.user, host=sshd.host, port=sshd.port, workdir=str(workdir),
+                     **extra)  # type: ignore[arg-type]
+    return workdir
+
+
+@pytest.fixture
+def installed(cli: Cli, ssh_config: Path, platform: FakePlatform, sshd: SSHServer) -> Path:
+    """The hook installed, with the test sshd's client key as the identity."""
+    cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
+    return ssh_config
+
+
+@pytest.mark.parametrize("name", sorted(USER_CONFIGS))
+def test_install_and_uninstall_leave_the_file_as_it_was(
+    name: str, cli: Cli, ssh_config: Path, isolated_home: Path
+) -> None:
+    original = USER_CONFIGS[name]
+    if original is not None:
+        ssh_config.parent.mkdir(mode=0o700)
+        ssh_config.write_bytes(original)
+    planned = cli("install", "--dry-run").stdout
+    assert "+Match originalhost" in planned
+    assert ssh_config.exists() == (original is not None)
+    cli("install", "--yes")
+    data = ssh_config.read_bytes()
+    located = section.locate(data, path="cfg")
+    assert located.top is not None and located.top.start == 0
+    assert located.hook is not None and located.hook.stop == len(data)
+    assert data[located.top.stop : located.hook.start] == (original or b"")
+    assert "Already installed" in cli("install", "--yes").stdout
+    assert ssh_config.read_bytes() == data
+    cli("add", "Fotxeb", "--from-log", "Command: ssh u_Fotxeb@192.0.2.7")
+    assert b"!rescale-Fotxeb" in ssh_config.read_bytes()
+    assert (state_dir(isolated_home) / "hook.conf").exists()
+    cli("uninstall", "--yes")
+    assert ssh_config.read_bytes() == (original or b"")
+    assert not (state_dir(isolated_home) / "hook.conf").exists()
+    assert "Nothing of rescale-ssh" in cli("uninstall", "--yes").stdout
+
+
+def test_users_hosts_resolve_as_before(cli: Cli, ssh_config: Path) -> None:
+    ssh_config.parent.mkdir(mode=0o700)
+    ssh_config.write_bytes(USER_CONFIGS["globals"] + USER_CONFIGS["lf"])
+    hosts = ("mine", "other.example", "rescaleX")
+    before = {h: ssh_config_of(str(ssh_config), h) for h in hosts}
+    cli("install", "--yes")
+    assert {h: ssh_config_of(str(ssh_config), h) for h in hosts} == before
+
+
+def test_cold_then_warm(installed: Path, platform: FakePlatform, isolated_home: Path) -> None:
+    platform.add_job("Fotxeb", host="203.0.113.7", port=2222)
+    got = ssh_config_of(str(installed), "rescale-Fotxeb")
+    assert got["hostname"] == ["203.0.113.7"]
+    assert got["port"] == ["2222"]
+    assert got["user"] == ["uprod_Fotxeb"]
+    assert got["proxyusefdpass"] == ["yes"]
+    assert platform.count() == 2  # instances + logs: the common case
+    for _ in range(3):
+        assert ssh_config_of(str(installed), "rescale-Fotxeb")["hostname"] == ["203.0.113.7"]
+    assert platform.count() == 2  # warm: no network
+    # The cache record is what `path` answers from, too.
+
+
+def test_warm_path_imports_only_the_standard_library(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    platform.add_job("Fotxeb")
+    ssh_config_of(str(installed), "rescale-Fotxeb")
+    match = re.search(r'exec "(.*)"$', installed.read_text(), re.MULTILINE)
+    assert match is not None
+    words = [w.strip("'") for w in match.group(1).split()]
+    python, flags, launcher = words[0], words[1:3], words[3]
+    assert flags == ["-I", "-S"]
+    command = [python, "-I", "-S", "-X", "importtime", launcher, *words[4:-1], "rescale-Fotxeb"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "rescale_ssh.hook" in imported
+    heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_ON_WARM_PATH)
+    assert heavy == []
+    assert platform.count() == 2
+
+
+def test_other_hosts_and_added_jobs_never_run_the_hook(
+    cli: Cli, installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    cli("add", "Static", "--from-log", "Command: ssh u_Static@192.0.2.9")
+    assert ssh_config_of(str(installed), "rescale-Static")["hostname"] == ["192.0.2.9"]
+    ssh_config_of(str(installed), "myhost.example.org")
+    ssh_config_of(str(installed), "rescale")
+    assert platform.count() == 0
+    assert not (state_dir(isolated_home) / "jobs").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("queued", "rescale-ssh: error: job Job1 is Queued; the cluster is not started yet"),
+        ("stopped", "rescale-ssh: error: job Job1 is Completed; its cluster is stopped"),
+        ("unknown", "rescale-ssh: error: job Job1 not found on http://127.0.0.1:"),
+        ("bad-key", "rescale-ssh: error: the platform rejected the API key"),
+        ("unreachable", "rescale-ssh: error: the platform at http://127.0.0.1:"),
+    ],
+)
+def test_failures_are_explained_within_seconds(
+    setup: str, expected: str, cli: Cli, ssh_config: Path, platform: FakePlatform
+) -> None:
+    env: dict[str, str] = {}
+    if setup == "queued":
+        platform.add_job("Job1", status="Queued", cluster_status="Not Started")
+    elif setup == "stopped":
+        platform.add_job("Job1", status="Completed", cluster_status="Stopped")
+    elif setup == "bad-key":
+        platform.add_job("Job1")
+        env["RESCALE_API_KEY"] = "wrong-key"
+    elif setup == "unreachable":
+        env["RESCALE_API_URL"] = f"http://127.0.0.1:{free_port()}"
+    cli("install", "--yes", env=env)
+    os.environ.update(env)
+    started = time.monotonic()
+    result = ssh(ssh_config, "rescale-Job1", "true")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 255
+    assert elapsed < 10
+    lines = result.stderr.strip().splitlines()
+    assert "Could not resolve" not in result.stderr
+    assert lines[0].startswith(expected), result.stderr
+    assert all(line.startswith("hint: ") for line in lines[1:]), result.stderr
+
+
+def test_ssh_scp_rsync_to_a_job_never_added(
+    cli: Cli, installed: Path, platform: FakePlatform, sshd: SSHServer, tmp_path: Path
+) -> None:
+    workdir = add_job_for(platform, sshd, "Never1")
+    result = ssh(installed, "rescale-Never1", "whoami")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == sshd.user
+    remote = cli("path", "Never1").stdout.strip()
+    assert remote == f"rescale-Never1:{workdir}"
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(100_000))
+    scp = subprocess.run([require("scp"), "-F", str(installed), "-o", "BatchMode=yes",
+                          str(payload), f"{remote}/"], capture_output=True, text=True, timeout=30)
+    assert scp.returncode == 0, scp.stderr
+    assert (workdir / "payload.bin").read_bytes() == payload.read_bytes()
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a")
+    rsync = subprocess.run([require("rsync"), "-a", "-e", f"ssh -F {installed} -o BatchMode=yes",
+                            f"{tree}/", f"{remote}/tree/"], capture_output=True, text=True,
+                           timeout=60)
+    assert rsync.returncode == 0, rsync.stderr
+    assert (workdir / "tree" / "sub" / "a.txt").read_text() == "a"
+
+
+def test_twenty_concurrent_ssh_to_new_jobs(
+    installed: Path, platform: FakePlatform, sshd: SSHServer
+) -> None:
+    jobs = [f"Many{i}" for i in range(20)]
+    for job in jobs:
+        add_job_for(platform, sshd, job)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda job: ssh(installed, f"rescale-{job}", "whoami"), jobs))
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == sshd.user
+    assert platform.count() <= 2 * len(jobs)
+
+
+def test_one_resolution_per_job_at_a_time(installed: Path, platform: FakePlatform) -> None:
+    platform.add_job("Same1")
+    platform.latency = 0.3
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda _: subprocess.run(
+            ["ssh", "-G", "-F", str(installed), "rescale-Same1"], capture_output=True,
+            text=True, timeout=60), range(10)))
+    assert all(r.returncode == 0 and "hostname 203.0.113.7" in r.stdout for r in results)
+    assert platform.count("/api/v2/jobs/Same1/instances/") == 1
+
+
+def test_cache_expires(installed: Path, platform: FakePlatform, isolated_home: Path) -> None:
+    platform.add_job("Exp1", host="203.0.113.7")
+    ssh_config_of(str(installed), "rescale-Exp1")
+    conf = state_dir(isolated_home) / "hook.conf"
+    conf.write_text(conf.read_text().replace("ttl=1800", "ttl=0"))
+    platform.jobs["Exp1"].host = "203.0.113.8"
+    # This run refreshes the cache; ssh read the block included at the top before the hook ran
+    # (the proxy connects to the cached, fresh address regardless). The next run shows it.
+    ssh_config_of(str(installed), "rescale-Exp1")
+    assert platform.count("/api/v2/jobs/Exp1/instances/") == 2
+    conf.write_text(conf.read_text().replace("ttl=0", "ttl=1800"))
+    assert ssh_config_of(str(installed), "rescale-Exp1")["hostname"] == ["203.0.113.8"]
+    assert platform.count("/api/v2/jobs/Exp1/instances/") == 2
+
+
+def test_replaced_cluster_is_found_again(
+    installed: Path, platform: FakePlatform, sshd: SSHServer, sshd_factory: SSHDFactory
+) -> None:
+    first = sshd_factory(client_key=sshd.client_key)
+    platform.add_job("Moved1", user=first.user, host=first.host, port=first.port,
+                     workdir=str(first.new_workdir("Moved1")))
+    assert ssh(installed, "rescale-Moved1", "true").returncode == 0
+    first.stop()
+    job = platform.jobs["Moved1"]
+    job.port = sshd.port  # a new cluster: another port and other host keys
+    result = ssh(installed, "rescale-Moved1", "whoami")
+    assert result.returncode == 0, result.stderr
+    assert platform.count("/api/v2/jobs/Moved1/instances/") == 2
+
+
+def test_tampered_cache_is_refused_and_nothing_runs(
+    installed: Path, platform: FakePlatform, isolated_home: Path, tmp_path: Path
+) -> None:
+    platform.add_job("Tamp1")
+    ssh_config_of(str(installed), "rescale-Tamp1")
+    before = installed.read_bytes()
+    canary = tmp_path / "canary"
+    record = next((state_dir(isolated_home) / "jobs").iterdir())
+    record.write_text(record.read_text().replace(
+        "host=203.0.113.7", f"host=203.0.113.7 -oProxyCommand=touch {canary}"))
+    result = ssh(installed, "rescale-Tamp1", "true")
+    assert result.returncode == 255
+    assert "invalid host from the cache file" in result.stderr
+    assert not canary.exists()
+    assert installed.read_bytes() == before
+
+
+def test_proxy_relays_without_fd_passing(sshd: SSHServer, tmp_path: Path, cli: Cli) -> None:
+    config = tmp_path / "relay_config"
+    config.write_text(
+        f"Host relay\n  HostName {sshd.host}\n  Port {sshd.port}\n  User {sshd.user}\n"
+        f"  IdentityFile {sshd.client_key}\n  IdentitiesOnly yes\n"
+        f"  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"  ProxyCommand {sys.executable} -m rescale_ssh proxy %h %p\n"
+    )
+    result = ssh(config, "relay", "echo", "relayed")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "relayed"
+
+
+def test_proxy_waits_for_a_booting_cluster(sshd: SSHServer, sshd_factory: SSHDFactory,
+                                           tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "wait_config"
+    config.write_text(
+        f"Host booting\n  HostName 127.0.0.1\n  Port {port}\n  User {sshd.user}\n"
+        f"  IdentityFile {sshd.client_key}\n  IdentitiesOnly yes\n"
+        f"  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"  ProxyCommand {sys.executable} -m rescale_ssh proxy --wait 20 %h %p\n"
+        f"  ProxyUseFdpass yes\n"
+    )
+    boot = threading.Timer(2.0, lambda: sshd_factory(client_key=sshd.client_key, port=port))
+    boot.start()
+    try:
+        result = ssh(config, "booting", "echo", "up", timeout=60)
+    finally:
+        boot.join()
+    assert result.returncode == 0, result.stderr
+    assert "waiting up to 20 s" in result.stderr
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
+def test_install_warns_about_options_that_win_on_first_use(cli: Cli, ssh_config: Path) -> None:
+    ssh_config.parent.mkdir(mode=0o700)
+    ssh_config.write_bytes(b"Host *\n  User everyone\n  Port 2200\n")
+    result = cli("install", "--yes")
+    assert "warning: your ssh config sets user, port for every host" in result.stderr
+    assert "Host * !rescale-*" in result.stderr
+    ssh_config.write_bytes(b"Host * !rescale-*\n  User everyone\n")
+    cli("uninstall", "--yes")
+    ssh_config.write_bytes(b"Host * !rescale-*\n  User everyone\n")
+    assert "warning" not in cli("install", "--yes").stderr
