@@ -336,6 +336,22 @@ def code(ctx: typer.Context, job: JobArg) -> None:
     vscode.open_folder(where.alias, where.workdir)
 
 
+def settings_of(ctx: typer.Context) -> Settings:
+    """The Settings chosen by the global options (for command modules registered below)."""
+    return _settings(ctx)
+
+
+def _register_command_modules() -> None:
+    """Each capability keeps its commands in a module of its own (cli_<noun>.py)."""
+    from rescale_ssh import cli_keys, cli_lifecycle
+
+    cli_keys.register(app)
+    cli_lifecycle.register(app)
+
+
+_register_command_modules()
+
+
 def hoist_globals(args: list[str]) -> list[str]:
     """Move global options that follow the command name in front of it."""
     stop = args.index("--") if "--" in args else len(args)
