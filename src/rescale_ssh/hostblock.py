@@ -9,7 +9,7 @@ reference or a second argument. Import-light: the ssh hook renders blocks on eve
 from __future__ import annotations
 
 from rescale_ssh import validate
-from rescale_ssh.target import alias_for
+from rescale_ssh.target import alias_for, worker_alias
 
 # Not ``from typing import TYPE_CHECKING``: typing costs the hook ~10 ms (mypy knows the name).
 TYPE_CHECKING = False
@@ -117,7 +117,33 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
     ]
     if proxy is not None:
         lines += proxy
+    for index, host in enumerate(t.workers, start=1):
+        lines += ["", *render_worker(entry, index, host)]
     return lines
+
+
+def render_worker(entry: HostEntry, index: int, host: str) -> list[str]:
+    """A worker node, reached through the head node (``ProxyJump rescale-<JOB>``)."""
+    t = entry.target
+    job = validate.job_id(t.job)
+    alias = worker_alias(job, index)
+    lines = [
+        f"Host {alias}",
+        f"{INDENT}{META_PREFIX}{job} worker={index}",
+        f"{INDENT}HostName {validate.host(host)}",
+        f"{INDENT}User {validate.user(t.user)}",
+    ]
+    if entry.identity is not None:
+        lines += [
+            f"{INDENT}IdentityFile {quote_path(entry.identity, field='identity file')}",
+            f"{INDENT}IdentitiesOnly yes",
+        ]
+    return lines + [
+        f"{INDENT}HostKeyAlias {alias}",
+        f"{INDENT}UserKnownHostsFile {quote_path(entry.known_hosts, field='known_hosts file')}",
+        f"{INDENT}StrictHostKeyChecking accept-new",
+        f"{INDENT}ProxyJump {alias_for(job)}",
+    ]
 
 
 def command(program: list[str]) -> str:

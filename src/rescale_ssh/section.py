@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from rescale_ssh import hostblock
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.hostblock import HostEntry, unquote_path
-from rescale_ssh.target import Target, alias_for
+from rescale_ssh.target import Target, alias_for, worker_alias
 
 BEGIN = b"# >>> rescale-ssh managed section: change it with `rescale-ssh`, not by hand >>>"
 END = b"# <<< rescale-ssh managed section <<<"
@@ -88,9 +88,8 @@ class Section:
         """
         if self.hook is None:
             return b""
-        patterns = ",".join(
-            ["rescale-*", "!*'*", *(f"!{alias_for(job)}" for job in sorted(self.entries))]
-        )
+        static = [f"!{alias_for(job)}{tail}" for job in sorted(self.entries) for tail in ("", "-*")]
+        patterns = ",".join(["rescale-*", "!*'*", *static])
         state = hostblock.shell_word(self.hook.state_dir, field="state folder")
         command = f"{hostblock.command(self.hook.program)} hook --state {state} '%n'"
         lines = [
@@ -203,27 +202,35 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
     """Read back blocks written by :func:`hostblock.render`, validating every value again.
 
     sshconf reads the options (it is fine for our own, regular blocks; design.md forbids it on
-    the user's content); the job and working directory come from the marker comment.
+    the user's content); the job, working directory and worker number come from the marker
+    comment (``# rescale-ssh job=X workdir=W`` or ``# rescale-ssh job=X worker=N``).
     """
     from sshconf import SshConfigFile
 
     parsed = SshConfigFile(lines)
-    metas: dict[str, tuple[str, str]] = {}
+    heads: dict[str, tuple[str, str]] = {}  # alias -> (job, workdir)
+    workers: dict[str, dict[int, str]] = {}  # job -> {index: alias}
     for line in lines:
         text = line.strip()
-        if text.startswith(hostblock.META_PREFIX):
-            job, _, rest = text[len(hostblock.META_PREFIX) :].partition(" workdir=")
-            metas[alias_for(job)] = (job, rest.strip())
+        if not text.startswith(hostblock.META_PREFIX):
+            continue
+        job, _, rest = text[len(hostblock.META_PREFIX) :].partition(" ")
+        key, _, value = rest.strip().partition("=")
+        if key == "workdir":
+            heads[alias_for(job)] = (job, value)
+        elif key == "worker" and value.isdigit():
+            workers.setdefault(job, {})[int(value)] = worker_alias(job, int(value))
     entries = []
     for alias in parsed.hosts():
-        if alias not in metas:
+        if alias not in heads:
             continue
-        job, workdir = metas[alias]
+        job, workdir = heads[alias]
         options = parsed.host(alias)
         identity = options.get("identityfile")
         known = options.get("userknownhostsfile")
         if not isinstance(known, str) or not (identity is None or isinstance(identity, str)):
             continue
+        found = workers.get(job, {})
         target = Target.checked(
             job=job,
             user=options.get("user"),
@@ -231,6 +238,7 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
             port=options.get("port"),
             workdir=workdir,
             source=source,
+            workers=tuple(parsed.host(found[i]).get("hostname") for i in sorted(found)),
         )
         entries.append(
             HostEntry(

@@ -15,9 +15,18 @@ def alias_for(job: str) -> str:
     return ALIAS_PREFIX + job
 
 
+def worker_alias(job: str, index: int) -> str:
+    """Worker ``index`` (from 1) of a multi-node cluster: ``rescale-<JOB>-<n>``."""
+    return f"{ALIAS_PREFIX}{job}-{index}"
+
+
 def job_from_alias(alias: str, *, source: str | None = None) -> str:
-    """``rescale-Fotxeb`` -> ``Fotxeb``; a bare job ID is accepted as well."""
+    """``rescale-Fotxeb`` (or a worker, ``rescale-Fotxeb-2``) -> ``Fotxeb``; a bare job ID is
+    accepted as well. Job IDs are letters and digits, so the ``-<n>`` suffix is unambiguous."""
     job = alias[len(ALIAS_PREFIX) :] if alias.startswith(ALIAS_PREFIX) else alias
+    head, dash, number = job.rpartition("-")
+    if dash and number.isascii() and number.isdigit() and head:
+        job = head
     return validate.job_id(job, source=source)
 
 
@@ -27,17 +36,22 @@ def default_workdir(user: str) -> str:
 
 
 class Target:
-    __slots__ = ("host", "job", "port", "user", "workdir")
+    """The head node (``host``, ``port``) and the addresses of the workers, if any: private
+    ones when the platform gives them (reached through the head with ProxyJump)."""
 
-    def __init__(self, job: str, user: str, host: str, port: int, workdir: str) -> None:
+    __slots__ = ("host", "job", "port", "user", "workdir", "workers")
+
+    def __init__(self, job: str, user: str, host: str, port: int, workdir: str,
+                 workers: tuple[str, ...] = ()) -> None:
         self.job = job
         self.user = user
         self.host = host
         self.port = port
         self.workdir = workdir
+        self.workers = workers
 
-    def _key(self) -> tuple[str, str, str, int, str]:
-        return (self.job, self.user, self.host, self.port, self.workdir)
+    def _key(self) -> tuple[str, str, str, int, str, tuple[str, ...]]:
+        return (self.job, self.user, self.host, self.port, self.workdir, self.workers)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Target) and self._key() == other._key()
@@ -47,7 +61,7 @@ class Target:
 
     def __repr__(self) -> str:
         return (f"Target(job={self.job!r}, user={self.user!r}, host={self.host!r}, "
-                f"port={self.port!r}, workdir={self.workdir!r})")
+                f"port={self.port!r}, workdir={self.workdir!r}, workers={self.workers!r})")
 
     @property
     def alias(self) -> str:
@@ -63,6 +77,7 @@ class Target:
         port: object,
         workdir: object | None,
         source: str,
+        workers: tuple[object, ...] = (),
     ) -> Target:
         """Validate every field (naming the failing one and where it came from)."""
         checked_user = validate.user(user, source=source)
@@ -74,4 +89,5 @@ class Target:
             workdir=validate.remote_path(
                 default_workdir(checked_user) if workdir is None else workdir, source=source
             ),
+            workers=tuple(validate.host(w, source=source) for w in workers),
         )
