@@ -14,6 +14,15 @@ import typer
 
 from rescale_ssh import __version__, hosts, render
 from rescale_ssh.boundary import PROG
+from rescale_ssh.cli_common import (
+    DryRun,
+    JobArg,
+    JsonOut,
+    Yes,
+    confirm,
+    open_client,
+    settings_of,
+)
 from rescale_ssh.errors import ExitCode, UsageError
 from rescale_ssh.settings import Settings
 
@@ -35,12 +44,6 @@ app = typer.Typer(
 GLOBAL_VALUE_OPTIONS = ("--ssh-config", "--platform", "--profile", "--identity")
 GLOBAL_FLAGS = ("--debug",)
 
-JobArg = Annotated[str, typer.Argument(help="Rescale job ID, e.g. Fotxeb (case-sensitive).",
-                                       show_default=False)]
-DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _version(value: bool) -> None:
@@ -85,10 +88,7 @@ def main(
                        profile_flag=profile, identity_flag=identity)
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
-    return obj
+_settings = settings_of
 
 
 @app.command()
@@ -100,6 +100,11 @@ def add(
         help="The job's 'Instance ready for ssh access' log line, or '-' to read a pasted log "
         "from stdin. Needs no API key.", show_default=False)] = None,
     dry_run: DryRun = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Wait until the cluster accepts SSH first (see `wait`).")] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="SECONDS", min=0, help="With --wait: give up after this long.")
+    ] = 1800.0,
 ) -> None:
     """Resolve a job to user@host and write its Host block.
 
@@ -117,10 +122,13 @@ def add(
         target = resolver.from_log(job, text, source="--from-log")
     else:
         from rescale_ssh import validate
-        from rescale_ssh.client import Client
 
         validate.job_id(job, source="the command line")
-        with Client(settings.platform(), settings.api_key()) as client:
+        with open_client(settings) as client:
+            if wait:
+                from rescale_ssh.cli_lifecycle import wait_for
+
+                wait_for(client, job, timeout)
             target = resolver.resolve(client, job)
     result = hosts.add(settings, target, dry_run=dry_run)
     if dry_run:
@@ -203,19 +211,6 @@ def path(
     typer.echo(hosts.remote_path(where.alias, where.workdir, subpath))
 
 
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-
-
-def _confirm(diff: str, question: str, *, yes: bool) -> bool:
-    """Show the planned change; ask only on a terminal (never when stdin is not one)."""
-    if not diff:
-        return True
-    typer.echo(diff, nl=False)
-    if yes or not sys.stdin.isatty():
-        return True
-    return typer.confirm(question, default=True)
-
-
 @app.command()
 def install(
     ctx: typer.Context,
@@ -245,7 +240,7 @@ def install(
         typer.echo(render.diff(plan.change) or "the hook is already installed; no change",
                    nl=not plan.change.changed)
         return
-    if not _confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
+    if not confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
         raise typer.Exit(int(ExitCode.FAILURE))
     result = installer.install(settings, timeout=timeout, wait=wait)
     verb = "Installed" if result.change.changed else "Already installed:"
@@ -280,7 +275,7 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
         for name in plan.removed_files:
             typer.echo(f"would remove {name}")
         return
-    if not _confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
+    if not confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
         raise typer.Exit(int(ExitCode.FAILURE))
     result = installer.uninstall(settings)
     typer.echo(f"Removed rescale-ssh from {settings.ssh_config}"
@@ -334,11 +329,6 @@ def code(ctx: typer.Context, job: JobArg) -> None:
     where = hosts.locate(settings, job)
     typer.echo(f"Opening {vscode.folder_uri(where.alias, where.workdir)}")
     vscode.open_folder(where.alias, where.workdir)
-
-
-def settings_of(ctx: typer.Context) -> Settings:
-    """The Settings chosen by the global options (for command modules registered below)."""
-    return _settings(ctx)
 
 
 def _register_command_modules() -> None:

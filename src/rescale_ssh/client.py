@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -54,15 +55,16 @@ class Client:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
-        self._session = requests.Session()
-        self._session.headers.update(
-            {
-                "Authorization": auth_header(api_key),
-                "Accept": "application/json",
-                "User-Agent": f"rescale-ssh/{__version__}",
-            }
-        )
-        self._session.trust_env = True
+        self._headers = {
+            "Authorization": auth_header(api_key),
+            "Accept": "application/json",
+            "User-Agent": f"rescale-ssh/{__version__}",
+        }
+        # One requests.Session per thread (a Session is not thread-safe): `sync` and `jobs`
+        # fetch several jobs' instances at once through a bounded pool.
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.retries = retries
@@ -74,8 +76,22 @@ class Client:
         self._api_key = api_key  # only to mask it in what the platform sends back
         self.requests_made = 0
 
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self._headers)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
     def close(self) -> None:
-        self._session.close()
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
 
     def __enter__(self) -> Client:
         return self
@@ -155,7 +171,8 @@ class Client:
     def _attempt(
         self, url: str, params: dict[str, Any] | None, remaining: float, started: float
     ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
-        self.requests_made += 1
+        with self._lock:
+            self.requests_made += 1
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         t0 = time.monotonic()
         try:

@@ -117,12 +117,12 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
     ]
     if proxy is not None:
         lines += proxy
-    for index, host in enumerate(t.workers, start=1):
-        lines += ["", *render_worker(entry, index, host)]
+    for index, (host, port) in enumerate(t.workers, start=1):
+        lines += ["", *render_worker(entry, index, host, port)]
     return lines
 
 
-def render_worker(entry: HostEntry, index: int, host: str) -> list[str]:
+def render_worker(entry: HostEntry, index: int, host: str, port: int) -> list[str]:
     """A worker node, reached through the head node (``ProxyJump rescale-<JOB>``)."""
     t = entry.target
     job = validate.job_id(t.job)
@@ -131,6 +131,7 @@ def render_worker(entry: HostEntry, index: int, host: str) -> list[str]:
         f"Host {alias}",
         f"{INDENT}{META_PREFIX}{job} worker={index}",
         f"{INDENT}HostName {validate.host(host)}",
+        f"{INDENT}Port {validate.port(port)}",
         f"{INDENT}User {validate.user(t.user)}",
     ]
     if entry.identity is not None:
@@ -138,7 +139,8 @@ def render_worker(entry: HostEntry, index: int, host: str) -> list[str]:
             f"{INDENT}IdentityFile {quote_path(entry.identity, field='identity file')}",
             f"{INDENT}IdentitiesOnly yes",
         ]
-    return lines + [
+    return [
+        *lines,
         f"{INDENT}HostKeyAlias {alias}",
         f"{INDENT}UserKnownHostsFile {quote_path(entry.known_hosts, field='known_hosts file')}",
         f"{INDENT}StrictHostKeyChecking accept-new",

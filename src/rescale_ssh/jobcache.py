@@ -64,9 +64,11 @@ def load(state_dir: str, job: str) -> Entry | None:
                                 source=source) from None
     state = record.get("state")
     if state == OK:
+        workers = record.get("workers", "")
         target = Target.checked(job=job, user=record.get("user"), host=record.get("host"),
                                 port=record.get("port"), workdir=record.get("workdir"),
-                                source=source)
+                                source=source,
+                                workers=tuple(_pair(w) for w in workers.split(",") if w))
         return Entry(state=OK, resolved=resolved, target=target)
     if state == FAILED:
         code = record.get("code", "")
@@ -80,14 +82,36 @@ def load(state_dir: str, job: str) -> Entry | None:
     raise InvalidValueError("state", state, "ok or failed", source=source)
 
 
+def _pair(text: str) -> tuple[str, str]:
+    host, _, port = text.partition("/")
+    return host, port
+
+
 def save(state_dir: str, job: str, entry: Entry) -> None:
     record = {"job": job, "state": entry.state, "resolved": f"{entry.resolved:.3f}"}
     if entry.target is not None:
         t = entry.target
-        record.update(user=t.user, host=t.host, port=str(t.port), workdir=t.workdir)
+        record.update(user=t.user, host=t.host, port=str(t.port), workdir=t.workdir,
+                      workers=",".join(f"{host}/{port}" for host, port in t.workers))
     if entry.state == FAILED:
         record.update(reason=entry.reason, hint=entry.hint, code=str(entry.code))
     store.write_atomic(path_for(state_dir, job), store.format_record(record))
+
+
+def cached_jobs(state_dir: str) -> list[str]:
+    """The jobs that have a record (as the records name them; unreadable ones are skipped)."""
+    folder = os.path.join(state_dir, "jobs")
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    jobs = []
+    for name in names:
+        record = store.read_record(os.path.join(folder, name))
+        job = (record or {}).get("job", "")
+        if job and job.isascii() and job.isalnum() and path_for(state_dir, job).endswith(name):
+            jobs.append(job)
+    return jobs
 
 
 def drop(state_dir: str, job: str) -> None:

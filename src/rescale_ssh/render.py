@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rescale_ssh.configfile import Change
@@ -51,6 +51,11 @@ def table(entries: Iterable[HostEntry]) -> str:
         (e.alias, f"{e.target.user}@{e.target.host}", str(e.target.port), e.target.workdir)
         for e in entries
     ]
+    return columns(rows)
+
+
+def columns(rows: Sequence[tuple[str, ...]]) -> str:
+    """Left-aligned columns, two spaces apart, no trailing blanks."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -72,7 +72,7 @@ def resolve(client: Client, job: str) -> Target:
                             "use `rescale-ssh add JOB --from-log` with the job's SSH line")
     workdir = line.workdir if line is not None and line.user == user else None
     return Target.checked(job=job, user=user, host=host, port=head.get("sshPort"),
-                          workdir=workdir, source=source)
+                          workdir=workdir, source=source, workers=worker_hosts(instances, head))
 
 
 def head_node(instances: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -85,6 +85,28 @@ def head_node(instances: list[dict[str, Any]]) -> dict[str, Any] | None:
         return reachable[0]
     unlabeled = [i for i in reachable if not i.get("role")]
     return unlabeled[0] if unlabeled else None
+
+
+PRIVATE_ADDRESS_KEYS = ("privateIp", "privateIpAddress", "private_ip", "privateHostname")
+PUBLIC_ADDRESS_KEYS = ("publicIp", "publicHostname")
+
+
+def worker_hosts(
+    instances: list[dict[str, Any]], head: dict[str, Any]
+) -> tuple[tuple[object, object], ...]:
+    """Addresses (and SSH ports) of the other nodes, in the platform's order: the private
+    address when one is given (reached through the head node), else the public one. A node with
+    neither is left out: no block can reach it (README, "Multi-node clusters")."""
+    hosts: list[tuple[object, object]] = []
+    for instance in instances:
+        if instance is head:
+            continue
+        address = next((instance[k] for k in PRIVATE_ADDRESS_KEYS if instance.get(k)), None)
+        if address is None:
+            address = next((instance[k] for k in PUBLIC_ADDRESS_KEYS if instance.get(k)), None)
+        if address is not None:
+            hosts.append((address, instance.get("sshPort")))
+    return tuple(hosts)
 
 
 def statuses(client: Client, job: str) -> Status:

@@ -238,7 +238,8 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
             port=options.get("port"),
             workdir=workdir,
             source=source,
-            workers=tuple(parsed.host(found[i]).get("hostname") for i in sorted(found)),
+            workers=tuple((parsed.host(found[i]).get("hostname"), parsed.host(found[i]).get("port"))
+                          for i in sorted(found)),
         )
         entries.append(
             HostEntry(

@@ -42,7 +42,7 @@ class Target:
     __slots__ = ("host", "job", "port", "user", "workdir", "workers")
 
     def __init__(self, job: str, user: str, host: str, port: int, workdir: str,
-                 workers: tuple[str, ...] = ()) -> None:
+                 workers: tuple[tuple[str, int], ...] = ()) -> None:
         self.job = job
         self.user = user
         self.host = host
@@ -50,7 +50,7 @@ class Target:
         self.workdir = workdir
         self.workers = workers
 
-    def _key(self) -> tuple[str, str, str, int, str, tuple[str, ...]]:
+    def _key(self) -> tuple[str, str, str, int, str, tuple[tuple[str, int], ...]]:
         return (self.job, self.user, self.host, self.port, self.workdir, self.workers)
 
     def __eq__(self, other: object) -> bool:
@@ -77,7 +77,7 @@ class Target:
         port: object,
         workdir: object | None,
         source: str,
-        workers: tuple[object, ...] = (),
+        workers: tuple[tuple[object, object], ...] = (),
     ) -> Target:
         """Validate every field (naming the failing one and where it came from)."""
         checked_user = validate.user(user, source=source)
@@ -89,5 +89,9 @@ class Target:
             workdir=validate.remote_path(
                 default_workdir(checked_user) if workdir is None else workdir, source=source
             ),
-            workers=tuple(validate.host(w, source=source) for w in workers),
+            workers=tuple(
+                (validate.host(host, source=source),
+                 validate.port(22 if port is None else port, source=source))
+                for host, port in workers
+            ),
         )

@@ -1,0 +1,104 @@
+"""``status JOB``: everything known about one job, for people and for ``--json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rescale_ssh import joblist, resolver, validate
+from rescale_ssh.client import Client
+from rescale_ssh.errors import NotFoundError, RescaleSSHError
+from rescale_ssh.target import Target
+
+
+@dataclass(frozen=True)
+class Event:
+    status: str
+    date: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job: str
+    statuses: list[Event]  # newest first
+    cluster_statuses: list[Event]
+    ssh: str  # joblist.READY / STARTING / STOPPED / WAITING
+    target: Target | None
+    block: str  # "added", "hook" or "none"
+    problem: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.statuses[0].status if self.statuses else "unknown"
+
+    @property
+    def cluster(self) -> str:
+        return self.cluster_statuses[0].status if self.cluster_statuses else "unknown"
+
+
+def _events(client: Client, path: str, what: str) -> list[Event]:
+    events = []
+    for item in client.paged(path, what=what):
+        status = item.get("status")
+        if not isinstance(status, str):
+            continue
+        date, reason = item.get("statusDate"), item.get("statusReason")
+        events.append(Event(
+            status="".join(c for c in status if c.isprintable())[:80],
+            date=date if isinstance(date, str) else "",
+            reason="".join(c for c in reason if c.isprintable())[:200]
+            if isinstance(reason, str) else "",
+        ))
+    return events
+
+
+def report(client: Client, job: str, *, block: str) -> JobReport:
+    job = validate.job_id(job, source="the command line")
+    statuses = _events(client, f"/api/v2/jobs/{job}/statuses/", f"job {job}")
+    try:
+        clusters = _events(client, f"/api/v2/jobs/{job}/cluster_statuses/",
+                           f"the cluster of job {job}")
+    except NotFoundError:
+        clusters = []
+    current = statuses[0].status if statuses else ""
+    cluster = clusters[0].status if clusters else ""
+    state = joblist.ssh_state(current, cluster)
+    target, problem = None, None
+    if state != joblist.STOPPED:
+        try:
+            target = resolver.resolve(client, job)
+            state = joblist.READY
+        except RescaleSSHError as error:
+            problem = error.message
+    notes = []
+    if target is not None and joblist.is_final(current):
+        notes.append(joblist.ended_note(job))
+    return JobReport(job=job, statuses=statuses, cluster_statuses=clusters, ssh=state,
+                     target=target, block=block, problem=problem, notes=notes)
+
+
+def as_dict(report: JobReport) -> dict[str, Any]:
+    """The documented ``status --json`` shape."""
+    from rescale_ssh.target import worker_alias
+
+    t = report.target
+    return {
+        "job": report.job,
+        "alias": f"rescale-{report.job}",
+        "status": report.status,
+        "cluster_status": report.cluster,
+        "ssh": report.ssh,
+        "block": report.block,
+        "head": None if t is None else {"user": t.user, "host": t.host, "port": t.port},
+        "workers": [] if t is None else [
+            {"alias": worker_alias(report.job, i), "host": host, "port": port}
+            for i, (host, port) in enumerate(t.workers, start=1)
+        ],
+        "workdir": None if t is None else t.workdir,
+        "statuses": [e.__dict__ for e in report.statuses],
+        "cluster_statuses": [e.__dict__ for e in report.cluster_statuses],
+        "problem": report.problem,
+        "notes": report.notes,
+    }

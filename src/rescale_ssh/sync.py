@@ -1,0 +1,131 @@
+"""``sync`` and ``prune``: keep the ssh config in step with the platform.
+
+``sync`` writes a block for every running job that accepts SSH and drops the blocks of jobs
+whose cluster stopped (or that the platform no longer lists); ``prune`` only drops. Dropping a
+job also forgets its host keys and whatever the hook cached for it. Requests: the pages of the
+job list plus the instance pages of each job with a started cluster (no logs: a new block gets
+the default working directory; an existing block keeps the one it had).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rescale_ssh import configfile, jobcache, joblist, knownhosts, section
+from rescale_ssh.client import Client
+from rescale_ssh.configfile import Change
+from rescale_ssh.hostblock import HostEntry
+from rescale_ssh.settings import Settings
+from rescale_ssh.target import Target, alias_for, worker_alias
+
+
+@dataclass
+class SyncResult:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)  # job -> why
+    unchanged: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # running, but no block: why
+    notes: list[str] = field(default_factory=list)
+    change: Change | None = None
+    forgotten_keys: int = 0
+    requests: int = 0
+    dry_run: bool = False
+
+
+def why_dropped(row: joblist.JobSummary | None) -> str | None:
+    """Why a job's block should go, or None to keep it."""
+    if row is None:
+        return "not on the platform any more"
+    if row.ssh == joblist.STOPPED:
+        return f"{row.status}, cluster {row.cluster.lower()}"
+    return None
+
+
+def sync(settings: Settings, client: Client, *, add: bool = True,
+         dry_run: bool = False) -> SyncResult:
+    path = settings.ssh_config
+    current = section.read(configfile.read_bytes(path) or b"", path=str(path))
+    rows = joblist.by_id(joblist.list_jobs(client, probe=add))
+    result = SyncResult(dry_run=dry_run)
+    wanted: dict[str, HostEntry] = {}
+    for job, entry in current.entries.items():
+        reason = why_dropped(rows.get(job))
+        if reason is not None:
+            result.dropped[job] = reason
+        else:
+            wanted[job] = entry
+    if add:
+        for row in rows.values():
+            if row.ssh != joblist.READY or row.target is None:
+                if row.running and row.problem:
+                    result.skipped[row.id] = row.problem
+                continue
+            result.notes += row.notes
+            entry = _entry(settings, row.target, current.entries.get(row.id))
+            before = current.entries.get(row.id)
+            if before is None:
+                result.added.append(row.id)
+            elif before != entry:
+                result.updated.append(row.id)
+            else:
+                result.unchanged.append(row.id)
+            wanted[row.id] = entry
+
+    def compute(data: bytes) -> bytes:
+        fresh = section.read(data, path=str(path))
+        fresh.entries = dict(wanted)
+        return section.splice(data, fresh, path=str(path))
+
+    result.change = configfile.update(path, compute, dry_run=dry_run)
+    moved = [job for job in result.updated
+             if (current.entries[job].target.host, current.entries[job].target.port)
+             != (wanted[job].target.host, wanted[job].target.port)]
+    result.forgotten_keys = forget(settings, [*result.dropped, *moved], current,
+                                   dry_run=dry_run)
+    if current.hook is not None:
+        # Jobs reached through the hook have no block, only records: drop those of stopped ones.
+        for job in jobcache.cached_jobs(current.hook.state_dir):
+            reason = why_dropped(rows.get(job))
+            if reason is not None and job not in result.dropped and job not in wanted:
+                result.dropped[job] = reason + " (reached through the hook)"
+                result.forgotten_keys += forget(settings, [job], current, dry_run=dry_run)
+        if not dry_run:
+            _forget_hook_records(current.hook.state_dir, list(result.dropped))
+    result.requests = client.requests_made
+    return result
+
+
+def _entry(settings: Settings, target: Target, before: HostEntry | None) -> HostEntry:
+    if before is not None and before.target.user == target.user:
+        # The list gives no working directory: keep the one from the logs (`add`).
+        target = Target(target.job, target.user, target.host, target.port,
+                        before.target.workdir, target.workers)
+    return HostEntry(target=target, identity=settings.identity,
+                     known_hosts=settings.known_hosts)
+
+
+def forget(settings: Settings, jobs: list[str], current: section.Section, *,
+           dry_run: bool) -> int:
+    if not jobs:
+        return 0
+    aliases = []
+    for job in jobs:
+        aliases.append(alias_for(job))
+        entry = current.entries.get(job)
+        count = len(entry.target.workers) if entry is not None else 0
+        aliases += [worker_alias(job, i) for i in range(1, count + 1)]
+    return knownhosts.forget(Path(settings.known_hosts), aliases, dry_run=dry_run)
+
+
+def _forget_hook_records(state_dir: str, jobs: list[str]) -> None:
+    import os
+
+    from rescale_ssh import jobcache, store
+
+    for job in jobs:
+        jobcache.drop(state_dir, job)
+        name = store.safe_name("rescale-", job) + ".conf"
+        for folder in ("hosts", "failed"):
+            store.remove(os.path.join(state_dir, folder, name))
