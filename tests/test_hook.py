@@ -321,3 +321,31 @@ def test_install_warns_about_options_that_win_on_first_use(cli: Cli, ssh_config:
     cli("uninstall", "--yes")
     ssh_config.write_bytes(b"Host * !rescale-*\n  User everyone\n")
     assert "warning" not in cli("install", "--yes").stderr
+
+
+def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,
+                                       sshd: SSHServer) -> None:
+    head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,
+            "username": sshd.user}
+    worker = {"role": "MPI_SLAVE", "privateIp": "127.0.0.1", "sshPort": sshd.port}
+    platform.add_job("Wk1", user=sshd.user, instances=[head, worker],
+                     workdir=str(sshd.new_workdir("Wk1")))
+    result = ssh(installed, "rescale-Wk1-1", "echo", "worker")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "worker"
+    assert platform.count("/api/v2/jobs/Wk1/instances/") == 1
+
+
+def test_unexpanded_alias_from_other_parsers_fails_fast_offline(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    # VS Code's parser (npm ssh-config) runs Match exec without expanding %n.
+    match = re.search(r'exec "(.*)"$', installed.read_text(), re.MULTILINE)
+    assert match is not None
+    started = time.monotonic()
+    proc = subprocess.run(["sh", "-c", match.group(1).replace("%%", "%")], capture_output=True,
+                          text=True, timeout=30)
+    assert time.monotonic() - started < 5
+    assert proc.returncode == 2
+    assert "invalid job ID" in proc.stderr
+    assert platform.count() == 0

@@ -42,6 +42,10 @@ class UsageError(RescaleSSHError):
     exit_code = ExitCode.USAGE
 
 
+class PassphraseRequired(UsageError):
+    """A key is protected and no passphrase was given: the command line may ask for it."""
+
+
 class ConfigError(RescaleSSHError):
     exit_code = ExitCode.CONFIG
 
@@ -73,7 +77,7 @@ class InvalidValueError(RescaleSSHError):
         super().__init__(f"invalid {field}{where}: {shown} ({rule})")
         self.field = field
         if source is not None and (
-            source == "the command line" or source.startswith(("--", "RESCALE_"))
+            source.endswith("command line") or source.startswith(("--", "RESCALE_"))
         ) and source != "--from-log":
             self.exit_code = ExitCode.USAGE  # the user's own input, not data we received
 
