@@ -31,7 +31,7 @@ app = typer.Typer(
     help="Turn every Rescale job into a real OpenSSH host: `ssh rescale-<JOB>`, scp, rsync "
     "and VS Code Remote-SSH just work with the system's own ssh.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # also registers the bash/zsh/fish/PowerShell completion classes
     # We hold API keys and passphrases: never print local variables in a traceback.
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -202,6 +202,9 @@ def path(
         metavar="[SUBPATH]", help="Path below the working directory.", show_default=False)] = None,
 ) -> None:
     """Print rescale-JOB:<working directory>[/SUBPATH] for scp and rsync.
+
+    The working directory comes from the job's block, or from what the hook learned of the
+    job. Nothing is checked on the cluster: the path is printed for you to use.
 
     Example: rsync -a results/ "$(rescale-ssh path Fotxeb results)"
     """

@@ -14,8 +14,28 @@ if TYPE_CHECKING:
 
 PROG = "rescale-ssh"
 
+def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Job IDs for TAB: the jobs with a block, and those the hook has records of.
+
+    Local files only: a completion request never touches the network (nor imports requests).
+    """
+    from rescale_ssh import configfile, jobcache, section
+
+    try:
+        chosen = ctx.find_root().params.get("ssh_config")
+        settings = Settings(ssh_config_flag=chosen if isinstance(chosen, str) else None)
+        path = settings.ssh_config
+        current = section.read(configfile.read_bytes(path) or b"", path=str(path))
+        jobs = set(current.entries)
+        if current.hook is not None:
+            jobs.update(jobcache.cached_jobs(current.hook.state_dir))
+    except (Exception, SystemExit):  # TAB must never show a traceback
+        return []
+    return sorted(job for job in jobs if job.startswith(incomplete))
+
+
 JobArg = Annotated[str, typer.Argument(help="Rescale job ID, e.g. Fotxeb (case-sensitive).",
-                                       show_default=False)]
+                                       show_default=False, autocompletion=complete_jobs)]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")
 ]

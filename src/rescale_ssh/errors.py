@@ -50,6 +50,10 @@ class ConfigError(RescaleSSHError):
     exit_code = ExitCode.CONFIG
 
 
+class ProgramError(ConfigError):
+    """A local program (ssh, ssh-add, a clipboard tool) could not be run or did not finish."""
+
+
 class AuthError(RescaleSSHError):
     exit_code = ExitCode.AUTH
 
@@ -85,3 +89,22 @@ class InvalidValueError(RescaleSSHError):
 def _shorten(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What each exit code means: the man page is generated from this, and a test checks that the
+# README's table says the same.
+EXIT_CODE_MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.FAILURE: "a check failed (doctor), or you declined a confirmation",
+    ExitCode.USAGE: "usage error (bad arguments or options, invalid job ID)",
+    ExitCode.CONFIG: "local configuration problem (damaged section, unwritable or unreadable "
+    "file)",
+    ExitCode.AUTH: "no API key, or the platform rejected it (401/403)",
+    ExitCode.NOT_FOUND: "job not found (on the platform, or no block for it)",
+    ExitCode.UNAVAILABLE: "platform unreachable, timed out, or its answer was malformed",
+    ExitCode.NOT_READY: "the job exists but its cluster does not accept SSH (queued, completed, "
+    "stopped)",
+    ExitCode.INVALID_DATA: "a value from the platform or a log line failed validation",
+    ExitCode.INTERNAL: "internal error (a bug: run again with --debug and report it)",
+    ExitCode.INTERRUPTED: "interrupted",
+}

@@ -207,7 +207,18 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
     """
     from sshconf import SshConfigFile
 
-    parsed = SshConfigFile(lines)
+    # One pass over sshconf's parsed lines (its host() rescans every line for each host, which
+    # made `add` quadratic in the number of managed hosts: bench/ item 5).
+    options_of: dict[str, dict[str, str]] = {}
+    order: list[str] = []
+    for parsed_line in SshConfigFile(lines).lines_:
+        if parsed_line.host is None or parsed_line.key is None:
+            continue
+        key = parsed_line.key.lower()
+        if key == "host":
+            order.append(parsed_line.host)
+            continue
+        options_of.setdefault(parsed_line.host, {}).setdefault(key, parsed_line.value)
     heads: dict[str, tuple[str, str]] = {}  # alias -> (job, workdir)
     workers: dict[str, dict[int, str]] = {}  # job -> {index: alias}
     for line in lines:
@@ -221,11 +232,11 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
         elif key == "worker" and value.isdigit():
             workers.setdefault(job, {})[int(value)] = worker_alias(job, int(value))
     entries = []
-    for alias in parsed.hosts():
+    for alias in order:
         if alias not in heads:
             continue
         job, workdir = heads[alias]
-        options = parsed.host(alias)
+        options = options_of.get(alias, {})
         identity = options.get("identityfile")
         known = options.get("userknownhostsfile")
         if not isinstance(known, str) or not (identity is None or isinstance(identity, str)):
@@ -238,8 +249,8 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
             port=options.get("port"),
             workdir=workdir,
             source=source,
-            workers=tuple((parsed.host(found[i]).get("hostname"), parsed.host(found[i]).get("port"))
-                          for i in sorted(found)),
+            workers=tuple((options_of.get(found[i], {}).get("hostname"),
+                           options_of.get(found[i], {}).get("port")) for i in sorted(found)),
         )
         entries.append(
             HostEntry(

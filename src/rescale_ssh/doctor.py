@@ -1,0 +1,524 @@
+"""``doctor``: why a connection does or does not work, as a list of checks with one fix each.
+
+Local checks first (ssh, the config, our section, the key, the agent, the API key), then, for a
+job, what only the platform knows: its status, the public key and access restriction its
+cluster was launched with, and whether the head node's SSH port answers. Nothing here prints;
+``Report`` is rendered by the command line as text or JSON.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rescale_ssh import configfile, keys, programs, section, validate
+from rescale_ssh.errors import ConfigError, NotFoundError, ProgramError, RescaleSSHError
+from rescale_ssh.settings import Settings
+
+if TYPE_CHECKING:
+    from rescale_ssh.client import Client
+
+PASS, FAIL, WARN, INFO, SKIP = "pass", "fail", "warn", "info", "skip"
+MIN_SSH = (7, 3)  # Include arrived in OpenSSH 7.3 (Match exec in 6.5)
+PROBE_HOST = "doctor-probe.invalid"  # matches no rescale-* pattern: never runs the hook
+PROBE_TIMEOUT = 3.0
+ENDED = ("completed", "failed", "terminated", "force stop", "stopped")
+CLUSTER_DOWN = ("stopped", "stopping", "stop requested")
+RUNNING = ("started", "validated", "executing", "running")
+WHERE_KEY = "account Settings → Job Settings → SSH Public Key, then Save"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    summary: str
+    fix: str | None = None
+
+
+@dataclass
+class Report:
+    job: str | None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.status != FAIL for check in self.checks)
+
+    @property
+    def failures(self) -> int:
+        return sum(check.status == FAIL for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "job": self.job, "checks": [asdict(c) for c in self.checks]}
+
+    def add(self, name: str, status: str, summary: str, fix: str | None = None) -> None:
+        self.checks.append(Check(name, status, summary, fix))
+
+
+def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PROBE_TIMEOUT
+        ) -> Report:
+    if job is not None:
+        job = validate.job_id(job, source="the command line")
+    report = Report(job)
+    ssh = _ssh(report)
+    config = settings.ssh_config
+    current = _config(report, ssh, config)
+    local = _key(report, settings.identity)
+    api = _api(report, settings)
+    if job is not None:
+        if api is None:
+            report.add("job", SKIP, f"job {job} was not checked: it needs a working API key")
+        else:
+            _job(report, job, api, local, settings.identity, current, probe_timeout)
+    return report
+
+
+# -- local --------------------------------------------------------------------------------------
+
+
+def _ssh(report: Report) -> str | None:
+    ssh = programs.which("ssh")
+    if ssh is None:
+        report.add("ssh", FAIL, "ssh is not installed (or not on PATH)",
+                   "install OpenSSH's client (Debian/Ubuntu: apt-get install openssh-client)")
+        return None
+    try:
+        text = programs.run([ssh, "-V"], timeout=10)
+    except ProgramError as error:
+        report.add("ssh", FAIL, error.message, "reinstall OpenSSH's client")
+        return None
+    banner = (text.stderr.strip() or text.stdout.strip()).splitlines()
+    match = re.search(r"OpenSSH_(?:for_Windows_)?(\d+)\.(\d+)(p\d+)?", " ".join(banner))
+    if match is None:
+        report.add("ssh", WARN, f"{ssh} is not OpenSSH ({banner[0][:60] if banner else '?'}); "
+                   "rescale-ssh writes OpenSSH's config format",
+                   "install OpenSSH's client and put it first on PATH")
+        return ssh
+    version = (int(match.group(1)), int(match.group(2)))
+    shown = f"OpenSSH {version[0]}.{version[1]}{match.group(3) or ''}"
+    if version < MIN_SSH:
+        report.add("ssh", FAIL, f"{shown} is too old: Include needs OpenSSH 7.3 or newer",
+                   "upgrade OpenSSH's client to 7.3 or newer")
+    else:
+        report.add("ssh", PASS, f"{shown} ({ssh}); Include and Match exec need 7.3")
+    return ssh
+
+
+def _config(report: Report, ssh: str | None, config: Path) -> section.Section | None:
+    """ssh reads the config; our section is whole, at the top, and not overridden."""
+    try:
+        data = configfile.read_bytes(config)
+    except ConfigError as error:
+        report.add("config", FAIL, error.message, error.hint or f"check {config}")
+        return None
+    if data is None:
+        report.add("config", INFO, f"there is no ssh config at {config} yet",
+                   "`rescale-ssh add JOB` or `rescale-ssh install` creates it")
+        return None
+    if ssh is not None:
+        proc = _effective(ssh, config, PROBE_HOST)
+        if proc is None:
+            report.add("config", FAIL, f"`ssh -G -F {config}` did not finish",
+                       "a `Match exec` command in the config may hang; check it")
+        elif proc.returncode == 0:
+            report.add("config", PASS, f"ssh reads {config} without errors")
+        else:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:200]
+            report.add("config", FAIL, f"ssh cannot read {config}: {last}",
+                       f"fix the line ssh names, then check with `ssh -G -F {config} HOST`")
+    try:
+        located = section.locate(data, path=str(config))
+        current = section.read(data, path=str(config))
+    except RescaleSSHError as error:
+        report.add("section", FAIL, error.message, error.hint or f"check {config}")
+        return None
+    if located.top is None:
+        report.add("section", INFO, f"no rescale-ssh section in {config}: no job was added",
+                   "`rescale-ssh add JOB` adds one")
+    else:
+        _placement(report, data, located.top.start, config, len(current.entries))
+        if ssh is not None and current.entries:
+            _shadowing(report, ssh, config, current)
+    _hook(report, config, data, current)
+    return current
+
+
+def _effective(ssh: str, config: Path, host: str) -> programs.Completed | None:
+    """``ssh -G -F config host``: the options ssh would use (None when it hangs)."""
+    try:
+        return programs.run([ssh, "-G", "-F", str(config), host], timeout=20)
+    except ProgramError:
+        return None
+
+
+def _placement(report: Report, data: bytes, start: int, config: Path, jobs: int) -> None:
+    above = [line.strip() for line in data[:start].splitlines()]
+    settings_above = [line for line in above if line and not line.startswith(b"#")]
+    if not settings_above:
+        report.add("section", PASS, f"the rescale-ssh section is at the top of {config} "
+                   f"({jobs} job{'s' if jobs != 1 else ''})")
+        return
+    first = settings_above[0].decode("utf-8", "replace")[:60]
+    report.add("section", FAIL,
+               f"the rescale-ssh section is not at the top of {config}: {len(settings_above)} "
+               f"line(s) above it come first for ssh (the first: {first!r})",
+               "move those lines below the '# <<< rescale-ssh managed section <<<' line "
+               "(ssh uses the first value it finds)")
+
+
+def _shadowing(report: Report, ssh: str, config: Path, current: section.Section) -> None:
+    """``ssh -G`` for each job's alias must give the block's HostName, User and Port."""
+    wrong: list[str] = []
+    for entry in current.entries.values():
+        proc = _effective(ssh, config, entry.alias)
+        if proc is None or proc.returncode != 0:
+            return  # already reported by the config check
+        seen = dict(line.partition(" ")[::2] for line in proc.stdout.splitlines())
+        t = entry.target
+        for option, expected, actual in (
+            ("HostName", t.host.lower(), seen.get("hostname", "").lower()),
+            ("User", t.user, seen.get("user", "")),
+            ("Port", str(t.port), seen.get("port", "")),
+        ):
+            if actual != expected:
+                wrong.append(f"{entry.alias} gets {option} {actual!r}, not {expected!r}")
+    if wrong:
+        report.add("shadowing", FAIL, "your ssh config overrides the section: " +
+                   "; ".join(wrong[:3]) + (f" (and {len(wrong) - 3} more)" if len(wrong) > 3
+                                           else ""),
+                   "put the rescale-ssh section first in the file, or exclude the jobs from "
+                   "the lines that set these options (`Host * !rescale-*`)")
+    else:
+        count = len(current.entries)
+        report.add("shadowing", PASS, f"ssh uses the section's HostName, User and Port for "
+                   f"{'all ' + str(count) + ' jobs' if count > 1 else 'the job'}")
+
+
+def _hook(report: Report, config: Path, data: bytes, current: section.Section) -> None:
+    if current.hook is None:
+        report.add("hook", INFO, "the hook is not installed: `ssh rescale-JOB` works for the "
+                   "jobs you added", "`rescale-ssh install` makes it work for every job")
+        return
+    from rescale_ssh import install
+
+    # A copy without the hook, so probing a rescale-* name cannot run it (no platform call).
+    with tempfile.TemporaryDirectory(prefix="rescale-ssh-doctor.") as folder:
+        copy = Path(folder) / "config"
+        copy.write_bytes(section.splice(data, section.Section(entries=current.entries),
+                                        path=str(config)))
+        shadowed = install.shadowing(copy)
+    if shadowed:
+        report.add("hook", WARN, "the hook is installed, but your config sets "
+                   f"{', '.join(shadowed)} for every host: on a job's first connection "
+                   "through the hook, your values win",
+                   "exclude the jobs from those lines: `Host * !rescale-*`")
+    else:
+        report.add("hook", INFO, "the hook is installed: `ssh rescale-<any job>` works")
+
+
+def _key(report: Report, identity: str) -> keys.KeyFile | None:
+    if not os.path.lexists(identity):
+        report.add("key", FAIL, f"there is no key at {identity}",
+                   "`rescale-ssh key generate`, then paste `rescale-ssh key show` into "
+                   f"{WHERE_KEY} before submitting jobs")
+        return None
+    try:
+        local = keys.inspect(identity)
+    except RescaleSSHError as error:
+        report.add("key", FAIL, error.message, error.hint or "import a key you can read")
+        return None
+    if local.format == "ppk":
+        report.add("key", FAIL, f"{identity} is a PuTTY key, which ssh cannot use",
+                   f"`rescale-ssh key import {identity} --identity NEW_PATH` converts it; "
+                   "then use --identity NEW_PATH")
+    else:
+        report.add("key", PASS, f"{identity}: {local.public.fingerprint} "
+                   f"({local.public.label})")
+    mode = keys.mode_of(identity)
+    if os.name == "posix" and mode & 0o077:
+        report.add("key permissions", FAIL, f"{identity} has mode {mode:04o}: others may read "
+                   "it, and ssh refuses such a key", f"chmod 600 {identity}")
+    elif os.name == "posix":
+        report.add("key permissions", PASS, f"mode {mode:04o}")
+    protected = "protected by a passphrase" if local.protected else "not protected by a passphrase"
+    report.add("passphrase", INFO, f"the key is {protected}")
+    _agent(report, identity, local)
+    return local
+
+
+def _agent(report: Report, identity: str, local: keys.KeyFile) -> None:
+    status = WARN if local.protected else INFO
+    fix = f"ssh-add {identity}" if local.protected else None
+    if not os.environ.get("SSH_AUTH_SOCK"):
+        why = ": ssh asks for the passphrase on every connection" if local.protected else ""
+        report.add("agent", status, f"no ssh-agent (SSH_AUTH_SOCK is not set){why}",
+                   "eval \"$(ssh-agent)\" && ssh-add " + identity if local.protected else None)
+        return
+    ssh_add = programs.which("ssh-add")
+    if ssh_add is None:
+        report.add("agent", status, "ssh-add is not installed; the agent was not asked", fix)
+        return
+    try:
+        proc = programs.run([ssh_add, "-L"], timeout=10)
+    except ProgramError as error:
+        report.add("agent", status, error.message, fix)
+        return
+    if proc.returncode not in (0, 1):  # 1: the agent holds no keys; 2: no agent there
+        report.add("agent", status, "the ssh-agent at SSH_AUTH_SOCK does not answer", fix)
+        return
+    held = [line.split()[:2] for line in proc.stdout.splitlines() if len(line.split()) >= 2]
+    if local.public.material.split() in held:
+        report.add("agent", PASS, "ssh-agent holds the key")
+    else:
+        report.add("agent", status, "ssh-agent does not hold the key"
+                   + (": ssh asks for the passphrase on every connection"
+                      if local.protected else ""), fix)
+
+
+def _api(report: Report, settings: Settings) -> tuple[str, str] | None:
+    from rescale_ssh import account
+    from rescale_ssh.errors import AuthError
+
+    try:
+        api_key = settings.api_key()
+        platform = settings.platform()
+    except RescaleSSHError as error:
+        report.add("API key", FAIL, error.message, error.hint or "run `rescale-ssh login`")
+        return None
+    try:
+        who = account.me(platform, api_key, source="")
+    except AuthError:
+        report.add("API key", FAIL, f"{platform} rejects the API key",
+                   "run `rescale-ssh login` with a current key (Settings → API)")
+        return None
+    except RescaleSSHError as error:
+        report.add("API key", FAIL, error.message, error.hint or "try again later")
+        return None
+    report.add("API key", PASS, f"valid for {who.name} on {platform}")
+    return platform, api_key
+
+
+# -- the job ------------------------------------------------------------------------------------
+
+
+def _job(report: Report, job: str, api: tuple[str, str], local: keys.KeyFile | None,
+         identity: str, current: section.Section | None, probe_timeout: float) -> None:
+    from rescale_ssh import resolver
+    from rescale_ssh.client import Client
+
+    platform, api_key = api
+    with Client(platform, api_key, deadline=30.0) as client:
+        try:
+            status = resolver.statuses(client, job)
+        except NotFoundError:
+            report.add("job", FAIL, f"job {job} was not found on {platform}",
+                       "check the job ID (it is case-sensitive) and the platform (--platform)")
+            return
+        except RescaleSSHError as error:
+            report.add("job", FAIL, error.message, error.hint or "try again later")
+            return
+        running = _running(status.job, status.cluster)
+        if running:
+            report.add("job", PASS, f"job {job} is {status.job}; its cluster is "
+                       f"{status.cluster or 'in an unknown state'}")
+        else:
+            ended = _norm(status.job) in ENDED
+            report.add("job", FAIL, status.describe(job),
+                       "submit the job again; SSH works only while its cluster runs" if ended
+                       else f"`rescale-ssh wait {job}` waits until the cluster accepts SSH")
+        detail = _detail(client, job)
+        _launch_key(report, job, detail, local, identity)
+        narrow = _access(report, detail)
+        head = _head(report, client, job, running)
+        if head is not None:
+            _probe(report, head, narrow, job, probe_timeout)
+            _block(report, job, head, current)
+        _termination(report, status.job, status.cluster)
+
+
+def _running(job_status: str | None, cluster: str | None) -> bool:
+    if cluster and _norm(cluster) in (*CLUSTER_DOWN, "not started"):
+        return False
+    return _norm(job_status) in RUNNING
+
+
+def _norm(value: object) -> str:
+    return value.strip().lower().replace("_", " ") if isinstance(value, str) else ""
+
+
+def _detail(client: Client, job: str) -> dict[str, Any] | None:
+    """The v3 job detail (publicKey, cidrRule); None when the platform has none."""
+    try:
+        body = client.get(f"/api/v3/jobs/{job}/", what=f"job {job}")
+    except RescaleSSHError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _launch_key(report: Report, job: str, detail: dict[str, Any] | None,
+                local: keys.KeyFile | None, identity: str) -> None:
+    if detail is None or "publicKey" not in detail:
+        report.add("cluster key", INFO, "the platform did not say which SSH key the cluster "
+                   "was launched with")
+        return
+    value = detail.get("publicKey")
+    resubmit = (f"paste your public key (`rescale-ssh key show`) in {WHERE_KEY}, and submit "
+                "the job again: a running cluster keeps the key it was launched with")
+    if not isinstance(value, str) or not value.strip():
+        report.add("cluster key", FAIL, f"job {job}'s cluster was launched with no SSH key: "
+                   "no key can log in to it", resubmit)
+        return
+    launched: list[keys.PublicKey] = []
+    for line in value.strip().splitlines():
+        try:
+            launched.append(keys.PublicKey.parse(line, what="the job's public key"))
+        except RescaleSSHError:
+            continue
+    if not launched:
+        report.add("cluster key", WARN, "the cluster's public key is not in a format "
+                   "rescale-ssh can read, so it cannot be compared with yours", resubmit)
+        return
+    prints = ", ".join(k.fingerprint for k in launched)
+    if local is None:
+        report.add("cluster key", FAIL, f"this cluster was launched with key {prints}, and "
+                   f"there is no key at {identity}",
+                   "`rescale-ssh key import PATH` brings in the private key of that public "
+                   "key (or pass --identity PATH)")
+    elif any(k.blob == local.public.blob for k in launched):
+        report.add("cluster key", PASS, f"the cluster was launched with your key "
+                   f"{local.public.fingerprint} ({identity})")
+    else:
+        report.add("cluster key", FAIL, f"this cluster was launched with key {prints} which is "
+                   f"not {identity} ({local.public.fingerprint}); paste your key in Job "
+                   "Settings and resubmit", resubmit + "; or use --identity with the key it "
+                   "was launched with")
+
+
+def _access(report: Report, detail: dict[str, Any] | None) -> str | None:
+    """Show the job's CIDR rule; returns it when it is narrow (not every address)."""
+    rule = detail.get("cidrRule") if detail else None
+    if not isinstance(rule, str) or not rule.strip():
+        report.add("access", INFO, "the platform did not say which addresses may connect")
+        return None
+    parts = [p for p in re.split(r"[,\s]+", rule.strip()) if p]
+    try:
+        networks = [ipaddress.ip_network(p, strict=False) for p in parts]
+    except ValueError:
+        report.add("access", WARN, f"access restriction {rule[:80]!r} is not a CIDR rule "
+                   "rescale-ssh understands", None)
+        return None
+    if any(n.prefixlen == 0 for n in networks):
+        report.add("access", PASS, f"Everywhere ({rule}): any address may connect")
+        return None
+    notes = [f"a /{n.max_prefixlen} is exactly one address, {n.network_address}"
+             for n in networks if n.prefixlen == n.max_prefixlen]
+    note = f" ({'; '.join(notes)})" if notes else ""
+    report.add("access", WARN, f"only {rule} may connect{note}; from any other address (another "
+               "network, a VPN) the cluster refuses the connection",
+               "if you connect from elsewhere, change Access Restriction (CIDR) in account "
+               "Settings → Job Settings and submit the job again")
+    return rule
+
+
+def _head(report: Report, client: Client, job: str, running: bool) -> dict[str, Any] | None:
+    from rescale_ssh import resolver
+
+    try:
+        instances = list(client.paged(f"/api/v2/jobs/{job}/instances/", what=f"job {job}"))
+    except NotFoundError:
+        instances = []
+    except RescaleSSHError as error:
+        report.add("ssh port", FAIL, error.message, error.hint or "try again later")
+        return None
+    head = resolver.head_node(instances)
+    if head is None:
+        if running:
+            report.add("ssh port", FAIL, "the cluster has no head node with a public address "
+                       "yet", f"`rescale-ssh wait {job}` waits until it has one")
+        else:
+            report.add("ssh port", SKIP, "the cluster is not running: nothing to probe")
+    return head
+
+
+def _probe(report: Report, head: dict[str, Any], narrow: str | None, job: str,
+           timeout: float) -> None:
+    try:
+        host = validate.host(head.get("publicIp") or head.get("publicHostname"),
+                             source="the platform")
+        port = validate.port(head.get("sshPort") or 22, source="the platform")
+    except RescaleSSHError as error:
+        report.add("ssh port", FAIL, error.message, "report this: the platform sent it")
+        return
+    where = f"{host} port {port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(min(timeout, 2.0))
+            try:
+                banner = sock.recv(255).split(b"\r\n")[0].split(b"\n")[0]
+            except OSError:
+                banner = b""
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (
+            "connection refused" if isinstance(exc, ConnectionRefusedError)
+            else (exc.strerror or type(exc).__name__).lower())
+        fix = (f"the cluster accepts connections only from {narrow}: if your address is not in "
+               "it, change Access Restriction in Job Settings and submit the job again"
+               if narrow else
+               f"the cluster may still be starting (`rescale-ssh wait {job}`); otherwise a "
+               f"firewall on your side blocks outgoing port {port}")
+        report.add("ssh port", FAIL, f"{where}: {why} (after {timeout:.0f} s at most)"
+                   if why == "timed out" else f"{where}: {why}", fix)
+        return
+    text = "".join(c for c in banner.decode("ascii", "replace") if c.isprintable())[:80]
+    if text.startswith("SSH-"):
+        report.add("ssh port", PASS, f"{where} answers: {text}")
+    else:
+        report.add("ssh port", WARN, f"{where} accepts connections but sent no SSH greeting",
+                   f"the cluster may still be starting: `rescale-ssh wait {job}`")
+
+
+def _block(report: Report, job: str, head: dict[str, Any], current: section.Section | None
+           ) -> None:
+    from rescale_ssh.target import alias_for
+
+    entry = current.entries.get(job) if current is not None else None
+    alias = alias_for(job)
+    if entry is None:
+        if current is not None and current.hook is not None:
+            report.add("host", INFO, f"{alias} is reached through the hook")
+        else:
+            report.add("host", WARN, f"{alias} is not in your ssh config yet",
+                       f"`rescale-ssh add {job}` (or `rescale-ssh install` for every job)")
+        return
+    host = str(head.get("publicIp") or head.get("publicHostname") or "")
+    port = head.get("sshPort") or 22
+    if (entry.target.host.lower(), entry.target.port) != (host.lower(), port):
+        report.add("host", FAIL, f"{alias} points at {entry.target.host} port "
+                   f"{entry.target.port}, but the cluster is at {host} port {port}",
+                   f"`rescale-ssh add {job}` updates it")
+    else:
+        report.add("host", PASS, f"{alias} points at the head node")
+
+
+def _termination(report: Report, job_status: str | None, cluster: str | None) -> None:
+    toggle = ("'Terminate Clusters Automatically' in account Settings → Job Settings decides "
+              "it when the job is submitted; turn it off before submitting to keep the "
+              "cluster after the job (sessions still end when the job's command finishes)")
+    ended = _norm(job_status) in ENDED
+    if ended and _norm(cluster) == "started":
+        report.add("termination", INFO, "the job has ended and its cluster is still running: "
+                   "it was launched without automatic termination (stop it in the web UI "
+                   "when you are done; it costs money)")
+    elif ended and _norm(cluster) in CLUSTER_DOWN:
+        report.add("termination", INFO, "the cluster stopped when the job ended")
+    else:
+        report.add("termination", INFO, "whether the cluster stops when the job ends cannot "
+                   "be known from the API: " + toggle)
+
