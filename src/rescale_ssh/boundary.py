@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 
 from rescale_ssh.errors import ExitCode, RescaleSSHError
@@ -33,6 +32,8 @@ def guarded(body: Callable[[], int], *, debug: bool) -> int:
         return body()
     except RescaleSSHError as error:
         if debug:
+            import traceback  # only here: it costs every command ~5 ms
+
             traceback.print_exc()
         report(error)
         return int(error.exit_code)
@@ -45,6 +46,8 @@ def guarded(body: Callable[[], int], *, debug: bool) -> int:
         return int(ExitCode.OK)
     except Exception as exc:
         if debug:
+            import traceback  # only here: it costs every command ~5 ms
+
             traceback.print_exc()
         print(f"{PROG}: error: internal error ({type(exc).__name__})", file=sys.stderr)
         print(

@@ -6,13 +6,12 @@ Nothing here decides anything the core could; errors are raised and reported by
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Annotated, Optional
 
 import typer
 
-from rescale_ssh import __version__, hosts, render
+from rescale_ssh import __version__
 from rescale_ssh.boundary import PROG
 from rescale_ssh.cli_common import (
     DryRun,
@@ -82,6 +81,8 @@ def main(
     config; then `ssh rescale-JOB`, scp, rsync and VS Code Remote-SSH use it directly.
     """
     if debug:
+        import logging
+
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                             format=f"{PROG}: debug: %(message)s")
     ctx.obj = Settings(ssh_config_flag=ssh_config, platform_flag=platform,
@@ -114,7 +115,7 @@ def add(
 
     Example: rescale-ssh add Fotxeb && ssh rescale-Fotxeb
     """
-    from rescale_ssh import resolver
+    from rescale_ssh import hosts, render, resolver
 
     settings = _settings(ctx)
     if from_log is not None:
@@ -163,6 +164,8 @@ def remove(ctx: typer.Context, job: JobArg, dry_run: DryRun = False) -> None:
 
     Example: rescale-ssh remove Fotxeb
     """
+    from rescale_ssh import hosts, render
+
     settings = _settings(ctx)
     result = hosts.remove(settings, job, dry_run=dry_run)
     if dry_run:
@@ -184,6 +187,8 @@ def list_(ctx: typer.Context, json_out: JsonOut = False) -> None:
 
     Example: rescale-ssh list --json
     """
+    from rescale_ssh import hosts, render
+
     entries = hosts.entries(_settings(ctx))
     if json_out:
         typer.echo(render.as_json([render.entry_dict(e) for e in entries]))
@@ -208,6 +213,8 @@ def path(
 
     Example: rsync -a results/ "$(rescale-ssh path Fotxeb results)"
     """
+    from rescale_ssh import hosts
+
     where = hosts.locate(_settings(ctx), job)
     if subpath is not None and any(ord(c) < 32 for c in subpath):
         raise UsageError("SUBPATH contains control characters")
@@ -236,6 +243,7 @@ def install(
     Example: rescale-ssh install --yes && ssh rescale-Fotxeb
     """
     from rescale_ssh import install as installer
+    from rescale_ssh import render
 
     settings = _settings(ctx)
     plan = installer.install(settings, dry_run=True, timeout=timeout, wait=wait)
@@ -269,6 +277,7 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
     Example: rescale-ssh uninstall --yes
     """
     from rescale_ssh import install as installer
+    from rescale_ssh import render
 
     settings = _settings(ctx)
     plan = installer.uninstall(settings, dry_run=True)
@@ -326,7 +335,7 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
     Example: rescale-ssh code Fotxeb
     """
-    from rescale_ssh import vscode
+    from rescale_ssh import hosts, vscode
 
     settings = _settings(ctx)
     where = hosts.locate(settings, job)
