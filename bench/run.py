@@ -2,7 +2,7 @@
 """Benchmarks of rescale-ssh, each against a baseline measured in the same run.
 
 The budgets are those of design.md ("Budgets"); bench/README.md explains every item. Run with the
-project's virtualenv (``/work/venv/bin/python bench/run.py``); ``--quick`` for a short run,
+project's virtualenv (``python bench/run.py``); ``--quick`` for a short run,
 ``--only NAME`` (repeatable, or comma-separated) to pick items. Prints a markdown table (median
 and p10–p90 over repeats) and writes the raw numbers to bench/results.json.
 
