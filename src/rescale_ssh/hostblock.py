@@ -93,25 +93,9 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
     """
     t = entry.target
     job = validate.job_id(t.job)
-    workdir = validate.remote_path(t.workdir)
+    meta = f"{job} workdir={validate.remote_path(t.workdir)}"
     lines = [
-        f"Host {alias_for(job)}",
-        f"{INDENT}{META_PREFIX}{job} workdir={workdir}",
-        f"{INDENT}HostName {validate.host(t.host)}",
-        f"{INDENT}Port {validate.port(t.port)}",
-        f"{INDENT}User {validate.user(t.user)}",
-    ]
-    if entry.identity is not None:
-        lines += [
-            f"{INDENT}IdentityFile {quote_path(entry.identity, field='identity file')}",
-            f"{INDENT}IdentitiesOnly yes",
-        ]
-    lines += [
-        # HostKeyAlias takes no %-tokens (verified on 9.2), so the alias is written literally:
-        # a new cluster reusing an old IP never trips "host key changed" for another job.
-        f"{INDENT}HostKeyAlias {alias_for(job)}",
-        f"{INDENT}UserKnownHostsFile {quote_path(entry.known_hosts, field='known_hosts file')}",
-        f"{INDENT}StrictHostKeyChecking accept-new",
+        *_login_lines(entry, alias_for(job), meta, t.host, t.port),
         f"{INDENT}ServerAliveInterval {KEEPALIVE_INTERVAL}",
         f"{INDENT}ServerAliveCountMax {KEEPALIVE_COUNT}",
     ]
@@ -124,15 +108,21 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
 
 def render_worker(entry: HostEntry, index: int, host: str, port: int) -> list[str]:
     """A worker node, reached through the head node (``ProxyJump rescale-<JOB>``)."""
-    t = entry.target
-    job = validate.job_id(t.job)
-    alias = worker_alias(job, index)
+    job = validate.job_id(entry.target.job)
+    return [
+        *_login_lines(entry, worker_alias(job, index), f"{job} worker={index}", host, port),
+        f"{INDENT}ProxyJump {alias_for(job)}",
+    ]
+
+
+def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int) -> list[str]:
+    """What every block has: where, who, which key, and the per-alias host key."""
     lines = [
         f"Host {alias}",
-        f"{INDENT}{META_PREFIX}{job} worker={index}",
+        f"{INDENT}{META_PREFIX}{meta}",
         f"{INDENT}HostName {validate.host(host)}",
         f"{INDENT}Port {validate.port(port)}",
-        f"{INDENT}User {validate.user(t.user)}",
+        f"{INDENT}User {validate.user(entry.target.user)}",
     ]
     if entry.identity is not None:
         lines += [
@@ -141,10 +131,11 @@ def render_worker(entry: HostEntry, index: int, host: str, port: int) -> list[st
         ]
     return [
         *lines,
+        # HostKeyAlias takes no %-tokens (verified on 9.2), so the alias is written literally:
+        # a new cluster reusing an old IP never trips "host key changed" for another job.
         f"{INDENT}HostKeyAlias {alias}",
         f"{INDENT}UserKnownHostsFile {quote_path(entry.known_hosts, field='known_hosts file')}",
         f"{INDENT}StrictHostKeyChecking accept-new",
-        f"{INDENT}ProxyJump {alias_for(job)}",
     ]
 
 
