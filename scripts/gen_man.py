@@ -36,6 +36,9 @@ ENVIRONMENT = [
     ("RESCALE_SSH_IDENTITY", "The private key written as IdentityFile (as --identity); default "
      "~/.ssh/rescale_ed25519."),
     ("RESCALE_SSH_DEBUG", "Set to 1 for tracebacks and a request log, like --debug."),
+    ("RESCALE_SSH_TIMEOUT", "The longest one request to the platform may take, retries "
+     "included, in seconds (default 60; 30 for login, whoami and doctor); one attempt gets at "
+     "most a third of it. The hook has its own limit: install --timeout."),
     ("RESCALE_SSH_POLL_INTERVAL", "First polling interval of wait, in seconds (default 5; "
      "it backs off to 30)."),
     ("XDG_STATE_HOME, XDG_CONFIG_HOME", "Where the tool's own files and the Rescale CLI's "

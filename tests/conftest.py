@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,10 @@ from tests.helpers import Cli
 
 # Fixture plugins: the fake Rescale platform and the real sshd.
 pytest_plugins = ["tests.fakeplatform", "tests.sshd"]
+
+# Counts the adversarial tests report at the end of the run (hostile inputs refused, faults
+# survived, writers killed): the figures issue 7 asks for, printed by pytest_terminal_summary.
+FIGURES = pytest.StashKey[dict[str, int]]()
 
 _ENV_TO_CLEAR = (
     "RESCALE_API_KEY",
@@ -73,3 +77,26 @@ def ssh_config(isolated_home: Path) -> Path:
 def cli(isolated_home: Path) -> Cli:
     """Runs the installed console script in a subprocess with the isolated environment."""
     return Cli()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FIGURES] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    tally = terminalreporter.config.stash.get(FIGURES, {})
+    if tally:
+        terminalreporter.section("adversarial figures")
+        for name, count in sorted(tally.items()):
+            terminalreporter.write_line(f"{name}: {count}")
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
+    """``figures(name, n)`` adds ``n`` to a count shown at the end of the run."""
+    tally = request.config.stash[FIGURES]
+
+    def add(name: str, count: int = 1) -> None:
+        tally[name] = tally.get(name, 0) + count
+
+    return add

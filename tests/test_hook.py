@@ -349,3 +349,22 @@ def test_unexpanded_alias_from_other_parsers_fails_fast_offline(
     assert proc.returncode == 2
     assert "invalid job ID" in proc.stderr
     assert platform.count() == 0
+
+
+def test_records_of_jobs_unused_for_a_week_are_cleared(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    # Every ssh run reads the hook's include files, so they must not pile up (bench/ item 2).
+    for job in ("Old1", "Recent1", "New1"):
+        platform.add_job(job)
+    ssh_config_of(str(installed), "rescale-Old1")
+    ssh_config_of(str(installed), "rescale-Recent1")
+    state = state_dir(isolated_home)
+    old = next(p for p in (state / "jobs").iterdir() if p.name.startswith("Old1-"))
+    week_ago = time.time() - 8 * 24 * 3600
+    old.write_text(re.sub(r"resolved=[0-9.]+", f"resolved={week_ago:.3f}", old.read_text()))
+    ssh_config_of(str(installed), "rescale-New1")  # a cold resolution clears unused records
+    names = sorted(p.name.split("-")[0] for p in (state / "jobs").iterdir())
+    assert names == ["New1", "Recent1"]
+    assert sorted(p.name.split("-")[1] for p in (state / "hosts").iterdir()) == [
+        "New1", "Recent1"]

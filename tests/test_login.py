@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import stat
+import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.fakeplatform import FakePlatform, Status
-from tests.helpers import Cli, Result
+from tests.helpers import Cli, Result, require
 from tests.sshd import free_port
 from tests.terminal import run_in_terminal
 
@@ -252,3 +256,93 @@ def test_the_api_key_never_leaks(cli: Cli, logged_out: FakePlatform, isolated_ho
         assert key not in request.path + str(request.query)
         others = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         assert key not in str(others)
+
+
+class ArgumentWatcher:
+    """Reads every process's argument list (/proc/*/cmdline, readable by any user) over and
+    over while commands run: a secret passed as an argument would be seen there."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        proc = Path("/proc")
+        while not self._stop.is_set():
+            for entry in proc.iterdir():
+                if entry.name.isdigit():
+                    try:
+                        self.seen.add((entry / "cmdline").read_bytes())
+                    except OSError:
+                        continue  # it ended meanwhile
+
+    def __enter__(self) -> ArgumentWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def saw(self, *words: bytes) -> bool:
+        return any(all(word in args for word in words) for args in self.seen)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_no_secret_in_process_arguments_or_the_hooks_files(
+    cli: Cli, logged_out: FakePlatform, isolated_home: Path, tmp_path: Path,
+    figures: Callable[[str, int], None],
+) -> None:
+    """While `login`, the hook's cold path (under ssh, with RESCALE_SSH_DEBUG=1), `--debug add`
+    and `key generate`/`export` with a passphrase run, no process's argument list holds the
+    API key or the passphrase; nor do ssh's output, the hook's records and blocks, or any
+    other file the tool wrote."""
+    key = logged_out.api_key
+    passphrase = "correct horse battery staple 42"
+    secret_file = tmp_path / "passphrase"
+    secret_file.write_text(passphrase + "\n")
+    logged_out.latency = 0.2  # every request takes a while: the processes live long enough
+    closed = free_port()
+    logged_out.add_job("Sec1", host="127.0.0.1", port=closed)
+    shown: list[str] = []
+    with ArgumentWatcher() as watcher:
+        shown += [cli("login", input=f"{key}\n").stdout]
+        cli("install", "--yes", env={"RESCALE_API_URL": logged_out.base_url})
+        for alias in ("rescale-Sec1", "rescale-Nope1"):
+            proc = subprocess.run(
+                [require("ssh"), "-G", "-F", str(isolated_home / ".ssh" / "config"), alias],
+                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                env={**os.environ, "RESCALE_SSH_DEBUG": "1"})
+            shown += [proc.stdout, proc.stderr]
+        explained = subprocess.run(
+            [require("ssh"), "-F", str(isolated_home / ".ssh" / "config"), "-o", "BatchMode=yes",
+             "rescale-Nope1", "true"], capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL, env={**os.environ, "RESCALE_SSH_DEBUG": "1"})
+        assert "not found" in explained.stderr
+        shown += [explained.stderr]
+        result = cli("--debug", "add", "Sec1")
+        shown += [result.stdout, result.stderr]
+        generated = cli("--debug", "key", "generate", "--passphrase-file", str(secret_file))
+        exported = cli("--debug", "key", "export", "--ppk", str(tmp_path / "key.ppk"),
+                       "--passphrase-file", str(secret_file))
+        shown += [generated.stdout, generated.stderr, exported.stdout, exported.stderr]
+    # The watcher did see the commands it was watching for.
+    assert watcher.saw(b"login")
+    assert watcher.saw(b"hook", b"rescale-Sec1")
+    assert watcher.saw(b"proxy", b"Nope1")
+    assert watcher.saw(b"key\0generate")
+    for args in watcher.seen:
+        assert key.encode() not in args, args
+        assert passphrase.encode() not in args, args
+    for text in shown:
+        assert key not in text and passphrase not in text, text
+    allowed = {isolated_home / ".config" / "rescale" / "apiconfig"}
+    for path in isolated_home.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path not in allowed:
+            data = path.read_bytes()
+            assert key.encode() not in data, path
+            assert passphrase.encode() not in data, path
+    state = isolated_home / ".local" / "state" / "rescale-ssh"
+    assert list((state / "jobs").iterdir()) and list((state / "failed").iterdir())
+    figures("process argument lists read while secrets were in use", len(watcher.seen))

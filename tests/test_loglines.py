@@ -63,3 +63,45 @@ def test_hostile_parts_are_returned_raw_for_validation() -> None:
     found = loglines.parse("Command: ssh u@1.2.3.4%0aProxyCommand; working directory: /a$(x)")
     assert found is not None
     assert found.host == "1.2.3.4%0aProxyCommand"  # the validator refuses it
+
+
+@pytest.mark.parametrize(
+    ("line", "unexpected"),
+    [
+        ("Command: ssh u@1.2.3.4 -oProxyCommand=x", "-oProxyCommand=x"),
+        ("Command: ssh -o ProxyCommand=x u@1.2.3.4", "-o ProxyCommand=x"),
+        ("Command: ssh -J jump u@1.2.3.4", "-J jump"),
+        ("Command: ssh -F /tmp/cfg u@1.2.3.4", "-F /tmp/cfg"),
+        ("Command: ssh u@1.2.3.4 touch x", "touch"),
+        ("Command: ssh u@1.2.3.4; working directory: /enc/u/work touch x", "touch x"),
+        ("Command: ssh u@1.2.3.4\nProxyCommand x", "ProxyCommand x"),
+        ("Command: ssh -p 22\nMatch exec x u@1.2.3.4", "Match exec x u@1.2.3.4"),
+        ("Command: ssh u@1.2.3.4\u2028ProxyCommand x", "'\\u2028' in 'u@1.2.3.4\\u2028Proxy"),
+        ("Command: ssh u@1.2.3.4; working directory: /w\x0bx", "\x0bx"),
+    ],
+)
+def test_anything_a_real_line_does_not_have_is_reported(line: str, unexpected: str) -> None:
+    found = loglines.parse(line)
+    assert found is not None and found.unexpected is not None
+    assert found.unexpected.startswith(unexpected)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        CANONICAL + "\r\n",
+        CANONICAL + ".  ",
+        "Command: ssh -4 -v -i <k> -p 2200 -l u 1.2.3.4",
+        "Command: ssh u@1.2.3.4 -p 2200",
+    ],
+)
+def test_what_real_lines_have_is_accepted(line: str) -> None:
+    found = loglines.parse(line)
+    assert found is not None and found.unexpected is None
+
+
+def test_a_pasted_log_ends_lines_at_newlines_only() -> None:
+    found = loglines.find(f"one\r\n{CANONICAL}\r\nthree\u2028four")
+    assert found is not None and found.unexpected is None
+    hostile = loglines.find("Command: ssh u@1.2.3.4\u2028ProxyCommand x")
+    assert hostile is not None and hostile.unexpected is not None

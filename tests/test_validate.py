@@ -92,7 +92,8 @@ def test_local_paths_accepted(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["rel/key", "/a\nb", "/a\rb", "/a\x00b", '/a"b', "/a#b", "/a${HOME}", "/a\u2028b", ""]
+    "value", ["rel/key", "/a\nb", "/a\rb", "/a\x00b", '/a"b', "/a#b", "/a${HOME}", "/a\u2028b", "",
+              "/a\\b", "/a\u200bb", "/" + "a" * 5000]
 )
 def test_local_paths_refused(value: str) -> None:
     with pytest.raises(InvalidValueError, match="identity file"):
@@ -109,3 +110,26 @@ def test_message_names_field_and_source_and_user_input_is_usage_error() -> None:
     with pytest.raises(InvalidValueError) as caught:
         validate.host("x y", source="the platform")
     assert caught.value.exit_code == ExitCode.INVALID_DATA
+
+
+@pytest.mark.parametrize("value", ["config", "~/.ssh/config", "/a b/c", "./x", "x%y"])
+def test_setting_paths_accepted(value: str) -> None:
+    assert validate.setting_path(value, field="ssh config file") == value
+
+
+@pytest.mark.parametrize("value", ["", "-oProxyCommand=x", "-", "a\nb", "a\x00b", "a\u2028b",
+                                   "a" * 5000])
+def test_setting_paths_refused(value: str) -> None:
+    with pytest.raises(InvalidValueError, match="ssh config file"):
+        validate.setting_path(value, field="ssh config file")
+
+
+@pytest.mark.parametrize("value", ["prod", "my-profile", "eu_2", "me@example.com", "a.b+c:d"])
+def test_profiles_accepted(value: str) -> None:
+    assert validate.profile(value) == value
+
+
+@pytest.mark.parametrize("value", [*HOSTILE_TEXT, "-x", "a]b", "x" * 65])
+def test_profiles_refused(value: str) -> None:
+    with pytest.raises(InvalidValueError, match="profile"):
+        validate.profile(value)

@@ -62,8 +62,9 @@ def check_key_text(api_key: str) -> str:
 def me(platform: str, api_key: str, *, source: str) -> Account:
     """Ask the platform who the key belongs to (``GET /api/v2/users/me/``)."""
     from rescale_ssh.client import Client
+    from rescale_ssh.settings import client_limits
 
-    with Client(platform, api_key, retries=2, deadline=30.0) as client:
+    with Client(platform, api_key, retries=2, **client_limits(30.0)) as client:
         body = client.get(ME, what="your account")
     if not isinstance(body, dict):
         from rescale_ssh.errors import PlatformError

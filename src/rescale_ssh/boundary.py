@@ -22,6 +22,9 @@ def wants_debug(argv: list[str]) -> bool:
 
 
 def report(error: RescaleSSHError) -> None:
+    if error.output:
+        sys.stdout.write(error.output if error.output.endswith("\n") else error.output + "\n")
+        sys.stdout.flush()
     print(f"{PROG}: error: {error.message}", file=sys.stderr)
     if error.hint:
         print(f"hint: {error.hint}", file=sys.stderr)

@@ -34,8 +34,16 @@ def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
     return sorted(job for job in jobs if job.startswith(incomplete))
 
 
+def checked_job(value: str) -> str:
+    """Every command's JOB is checked where it is parsed: one rule, one message, exit 2."""
+    from rescale_ssh import validate
+
+    return validate.job_id(value, source="the command line")
+
+
 JobArg = Annotated[str, typer.Argument(help="Rescale job ID, e.g. Fotxeb (case-sensitive).",
-                                       show_default=False, autocompletion=complete_jobs)]
+                                       show_default=False, autocompletion=complete_jobs,
+                                       callback=checked_job)]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")
 ]
@@ -53,8 +61,9 @@ def settings_of(ctx: typer.Context) -> Settings:
 def open_client(settings: Settings) -> Client:
     """A platform client for the chosen platform and key (imports requests only now)."""
     from rescale_ssh.client import Client
+    from rescale_ssh.settings import client_limits
 
-    return Client(settings.platform(), settings.api_key())
+    return Client(settings.platform(), settings.api_key(), **client_limits(60.0))
 
 
 def confirm(diff: str, question: str, *, yes: bool) -> bool:

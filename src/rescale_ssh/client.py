@@ -195,7 +195,8 @@ class Client:
             size += len(chunk)
             if size > self.max_body:
                 raise PlatformError(
-                    f"the platform's answer is larger than {self.max_body // (1024 * 1024)} MiB"
+                    f"the platform's answer is larger than {self.max_body // (1024 * 1024)} MiB",
+                    "a proxy may be in the way (check --platform); report this if it persists",
                 )
             if time.monotonic() - started > self.deadline:
                 raise _Transient("the answer arrived too slowly")

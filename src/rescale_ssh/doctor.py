@@ -312,9 +312,10 @@ def _job(report: Report, job: str, api: tuple[str, str], local: keys.KeyFile | N
          identity: str, current: section.Section | None, probe_timeout: float) -> None:
     from rescale_ssh import resolver
     from rescale_ssh.client import Client
+    from rescale_ssh.settings import client_limits
 
     platform, api_key = api
-    with Client(platform, api_key, deadline=30.0) as client:
+    with Client(platform, api_key, **client_limits(30.0)) as client:
         try:
             status = resolver.statuses(client, job)
         except NotFoundError:

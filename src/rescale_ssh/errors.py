@@ -31,6 +31,7 @@ class RescaleSSHError(Exception):
     """An expected failure: one line for the user, an optional hint, an exit code."""
 
     exit_code: int = ExitCode.FAILURE
+    output: str | None = None  # text for stdout (e.g. lines to add by hand), before the message
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -48,6 +49,15 @@ class PassphraseRequired(UsageError):
 
 class ConfigError(RescaleSSHError):
     exit_code = ExitCode.CONFIG
+
+
+class ReadOnlyConfigError(ConfigError):
+    """The ssh config may not be written (a dotfile manager's, e.g. home-manager's): ``output``
+    holds the lines the user can add by hand."""
+
+    def __init__(self, message: str, hint: str | None = None, *, output: str | None) -> None:
+        super().__init__(message, hint)
+        self.output = output
 
 
 class ProgramError(ConfigError):
@@ -76,7 +86,7 @@ class InvalidValueError(RescaleSSHError):
     exit_code = ExitCode.INVALID_DATA
 
     def __init__(self, field: str, value: object, rule: str, *, source: str | None = None) -> None:
-        shown = _shorten(value)
+        shown = shorten(value)
         where = f" from {source}" if source else ""
         super().__init__(f"invalid {field}{where}: {shown} ({rule})")
         self.field = field
@@ -86,7 +96,8 @@ class InvalidValueError(RescaleSSHError):
             self.exit_code = ExitCode.USAGE  # the user's own input, not data we received
 
 
-def _shorten(value: object, limit: int = 60) -> str:
+def shorten(value: object, limit: int = 60) -> str:
+    """``repr`` of a value for a message: control characters escaped, at most ``limit``."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

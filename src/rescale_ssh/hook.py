@@ -51,6 +51,11 @@ def main(argv: list[str]) -> int:
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
         return error.exit_code
+    except OSError as exc:
+        # A full disk, a folder that is not ours: one line (ssh shows it), never a traceback.
+        print(f"rescale-ssh: error: cannot write {exc.filename or state_dir}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.CONFIG
     return 0
 
 
@@ -121,6 +126,7 @@ def refresh(
         if old is not None and new is not None and (old.host, old.port) != (new.host, new.port):
             forget_host_keys(conf, job)  # the cluster was replaced: its host key is new
         jobcache.save(conf.state_dir, job, entry)
+        forget_unused(conf, keep=job)
         return entry
 
 
@@ -130,18 +136,26 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
         return Entry(state=FAILED, resolved=time.time(), code=ExitCode.UNAVAILABLE,
                      reason=f"no time left to resolve job {job}", hint="try again")
     enable_site_packages()
+    from rescale_ssh import validate
     from rescale_ssh.client import Client
     from rescale_ssh.resolver import resolve as resolve_job
-    from rescale_ssh.settings import Settings
+    from rescale_ssh.settings import Settings, normalize_platform
 
     settings = Settings(platform_flag=conf.platform or None, profile_flag=conf.profile or None)
     try:
+        # hook.conf is read on the warm path without these checks (they import urllib).
+        source = f"the hook settings {os.path.join(conf.state_dir, 'hook.conf')}"
+        if conf.platform:
+            normalize_platform(conf.platform, source=source, in_file=True)
+        if conf.profile:
+            validate.profile(conf.profile, source=source)
         with Client(
             settings.platform(),
             settings.api_key(),
             deadline=budget,
-            connect_timeout=min(5.0, budget),
-            read_timeout=min(10.0, budget),
+            # Half the budget at most per attempt: a stalled connection leaves time for a retry.
+            connect_timeout=min(5.0, budget / 2),
+            read_timeout=min(10.0, budget / 2),
             retries=2,
         ) as client:
             target = resolve_job(client, job)
@@ -166,6 +180,32 @@ def publish(conf: HookConf, job: str, entry: Entry) -> None:
     else:
         store.write_atomic(bad, "\n".join(hostblock.failure_block(job, program, state)) + "\n")
         store.remove(good)
+
+
+UNUSED_AFTER = 7 * 24 * 3600.0  # a job not resolved for a week: its files go
+
+
+def forget_unused(conf: HookConf, *, keep: str) -> int:
+    """Drop the records and blocks of jobs not resolved for a week.
+
+    Every file under hosts/ and failed/ is read by every ssh run (OpenSSH reads an Include's
+    files even where its block does not apply: bench/ item 2), so they must not pile up.
+    Runs on the cold path only; `prune` also drops the jobs whose cluster stopped.
+    """
+    dropped = 0
+    now = time.time()
+    for job in jobcache.cached_jobs(conf.state_dir):
+        if job == keep:
+            continue
+        entry = cached(conf, job)
+        if entry is not None and entry.age(now) < UNUSED_AFTER:
+            continue
+        jobcache.drop(conf.state_dir, job)
+        name = store.safe_name("rescale-", job) + ".conf"
+        store.remove(os.path.join(conf.hosts_dir, name))
+        store.remove(os.path.join(conf.failed_dir, name))
+        dropped += 1
+    return dropped
 
 
 def forget_host_keys(conf: HookConf, job: str) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 
 from rescale_ssh import store, validate
-from rescale_ssh.errors import ConfigError
+from rescale_ssh.errors import ConfigError, InvalidValueError
 
 FILE = "hook.conf"
 DEFAULT_TTL = 1800.0  # a resolved job is trusted this long; a failed connection refreshes it
 DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, quick retries
 DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
 DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
+KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "profile", "ttl",
+                  "failure_ttl", "timeout", "wait"))
 
 
 class HookConf:
@@ -84,11 +86,15 @@ class HookConf:
 
 def load(state_dir: str) -> HookConf:
     path = os.path.join(state_dir, FILE)
-    record = store.read_record(path)
-    if record is None or "\0unreadable" in record:
+    record = store.read_record(path, KEYS)
+    if record is None or store.UNREADABLE in record:
         raise ConfigError(f"the hook's settings {path} are missing",
                           "run `rescale-ssh install` again")
     source = f"the hook settings {path}"
+    if store.UNEXPECTED in record:
+        raise InvalidValueError("line", record[store.UNEXPECTED],
+                                "key=value lines as `rescale-ssh install` writes them",
+                                source=source)
 
     def number(key: str, default: float) -> float:
         try:

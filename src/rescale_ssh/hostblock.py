@@ -61,8 +61,9 @@ def quote_path(path: str, *, field: str) -> str:
     """A local path as one ssh_config argument.
 
     ssh_config(5) TOKENS: ``%%`` is a literal ``%``; a value with spaces is double-quoted (the
-    tokenizer has no escape for ``"`` itself, so validate.local_path refuses it). Backslashes are
-    written as ``/`` because ssh's tokenizer collapses ``\\\\`` and Windows OpenSSH accepts ``/``.
+    tokenizer has no escape for ``"`` itself, so validate.local_path refuses it). Backslashes
+    (allowed in Windows paths only) are written as ``/``: ssh's tokenizer collapses ``\\\\``, and
+    Windows OpenSSH accepts ``/``.
     """
     value = validate.local_path(path, field=field).replace("\\", "/").replace("%", "%%")
     if any(char.isspace() for char in value):

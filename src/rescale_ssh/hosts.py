@@ -61,7 +61,10 @@ def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResu
         current.entries[target.job] = entry
         return section.splice(data, current, path=str(path))
 
-    change = configfile.update(path, compute, dry_run=dry_run)
+    change = configfile.update(path, compute, dry_run=dry_run,
+                               by_hand=section.by_hand)
+    if not dry_run:
+        knownhosts.ensure(Path(entry.known_hosts))
     before = previous[0] if previous else None
     forgotten = 0
     if before is not None and (before.target.host, before.target.port) != (target.host,
@@ -91,7 +94,8 @@ def remove(settings: Settings, job: str, *, dry_run: bool = False) -> RemoveResu
         removed[:] = [current.entries.pop(job)]
         return section.splice(data, current, path=str(path))
 
-    change = configfile.update(path, compute, dry_run=dry_run)
+    change = configfile.update(path, compute, dry_run=dry_run,
+                               by_hand=section.by_hand)
     entry = removed[0] if removed else None
     known = Path(entry.known_hosts if entry else settings.known_hosts)
     forgotten = knownhosts.forget(known, [alias_for(job)], dry_run=dry_run)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, hookconf, paths, section
+from rescale_ssh import configfile, hookconf, knownhosts, paths, section
 from rescale_ssh import settings as settings_module
 from rescale_ssh.configfile import Change
 from rescale_ssh.hookconf import HookConf
@@ -90,7 +90,10 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         for folder in (conf.state_dir, conf.hosts_dir, conf.failed_dir):
             store.ensure_dir(folder)
         store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
-    change = configfile.update(path, compute, dry_run=dry_run)
+    change = configfile.update(path, compute, dry_run=dry_run,
+                               by_hand=section.by_hand)
+    if not dry_run:
+        knownhosts.ensure(Path(conf.known_hosts))
     return InstallResult(change=change, conf=conf, dry_run=dry_run, shadowed=shadowed)
 
 
@@ -124,7 +127,8 @@ def shadowing(config: Path) -> list[str]:
 def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
     path = settings.ssh_config
     change = configfile.update(
-        path, lambda data: section.splice(data, Section(), path=str(path)), dry_run=dry_run
+        path, lambda data: section.splice(data, Section(), path=str(path)), dry_run=dry_run,
+        by_hand=section.by_hand,
     )
     state = paths.state_dir()
     removed = [str(state / name) for name in TOOL_FILES if (state / name).exists()]

@@ -16,6 +16,8 @@ from rescale_ssh.target import Target
 
 OK = "ok"
 FAILED = "failed"
+KEYS = frozenset(("job", "state", "resolved", "user", "host", "port", "workdir", "workers",
+                  "reason", "hint", "code"))
 
 
 class Entry:
@@ -49,19 +51,22 @@ def path_for(state_dir: str, job: str) -> str:
 def load(state_dir: str, job: str) -> Entry | None:
     """The job's entry, validated; None when there is none. Raises InvalidValueError."""
     path = path_for(state_dir, job)
-    record = store.read_record(path)
+    record = store.read_record(path, KEYS)
     if record is None:
         return None
     source = f"the cache file {path}"
-    if "\0unreadable" in record:
+    if store.UNREADABLE in record:
         raise InvalidValueError("cache file", path, "unreadable", source=None)
+    if store.UNEXPECTED in record:
+        raise InvalidValueError("line", record[store.UNEXPECTED],
+                                "key=value lines as rescale-ssh writes them", source=source)
     if record.get("job") != job:
         raise InvalidValueError("job ID", record.get("job"), f"expected {job}", source=source)
-    try:
-        resolved = float(record.get("resolved", ""))
-    except ValueError:
-        raise InvalidValueError("resolved", record.get("resolved"), "a time stamp",
-                                source=source) from None
+    stamp = record.get("resolved", "")
+    # Digits and one dot: float() would also take spaces, "nan", "inf" and "1_0".
+    if not (stamp.isascii() and stamp.replace(".", "", 1).isdigit()):
+        raise InvalidValueError("resolved", stamp, "a time stamp", source=source)
+    resolved = float(stamp)
     state = record.get("state")
     if state == OK:
         workers = record.get("workers", "")
@@ -75,11 +80,16 @@ def load(state_dir: str, job: str) -> Entry | None:
         return Entry(
             state=FAILED,
             resolved=resolved,
-            reason=record.get("reason", "") or "the job cannot be reached",
-            hint=record.get("hint", ""),
+            reason=_text(record.get("reason", "")) or "the job cannot be reached",
+            hint=_text(record.get("hint", "")),
             code=int(code) if code.isdigit() and int(code) < 256 else ExitCode.NOT_READY,
         )
     raise InvalidValueError("state", state, "ok or failed", source=source)
+
+
+def _text(value: str, limit: int = 400) -> str:
+    """A message from the record, fit for a terminal (ssh shows it): printable, bounded."""
+    return "".join(c for c in value if c.isprintable())[:limit]
 
 
 def _pair(text: str) -> tuple[str, str]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from rescale_ssh import configfile
+from rescale_ssh import configfile, store
 
 
 def _names(line: bytes) -> set[bytes]:
@@ -54,6 +56,14 @@ def without(data: bytes, aliases: Iterable[str]) -> bytes:
     drop = {alias.lower().encode() for alias in aliases}
     kept = [line for line in data.splitlines(keepends=True) if not _drops(line, drop)]
     return b"".join(kept)
+
+
+def ensure(path: Path) -> None:
+    """Create the file empty, mode 0600, when missing: ssh would create it with the umask's
+    mode (fopen "a" in hostfile.c) the first time it accepts a host key."""
+    store.ensure_dir(str(path.parent))
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def forget(path: Path, aliases: Iterable[str], *, dry_run: bool = False) -> int:

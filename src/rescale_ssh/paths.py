@@ -55,7 +55,9 @@ def default_identity() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as needed; the leaf gets mode 0700 when we create it."""
+    """Create ``path`` (and parents) as needed, each folder created with mode 0700."""
     if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        from rescale_ssh import store
+
+        store.ensure_dir(str(path))
     return path

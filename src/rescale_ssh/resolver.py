@@ -14,7 +14,13 @@ from typing import Any
 
 from rescale_ssh import loglines, validate
 from rescale_ssh.client import Client
-from rescale_ssh.errors import NotFoundError, NotReadyError, PlatformError, RescaleSSHError
+from rescale_ssh.errors import (
+    InvalidValueError,
+    NotFoundError,
+    NotReadyError,
+    PlatformError,
+    RescaleSSHError,
+)
 from rescale_ssh.target import Target
 
 HEAD_ROLES = ("mpi master", "master", "head")  # compared after _norm()
@@ -57,14 +63,15 @@ def resolve(client: Client, job: str) -> Target:
                 f"job {job} is {status.job}, but its cluster does not accept SSH yet",
                 f"`rescale-ssh wait {job}` waits for it",
             )
-        return Target.checked(job=job, user=line.user, host=line.host, port=line.port,
-                              workdir=line.workdir, source=f"the job logs of {job}")
+        return target_from_line(job, line, source=f"the job logs of {job}")
     host = head.get("publicIp") or head.get("publicHostname")
     user = head.get("username")
     try:
         line = _log_line(client, job)
     except (PlatformError, NotFoundError):
         line = None  # the working directory falls back to /enc/<user>/work
+    if line is not None and line.unexpected is not None:
+        line = None  # not a line the platform writes: nothing is taken from it
     if user is None and line is not None:
         user = line.user
     if user is None:
@@ -139,6 +146,14 @@ def from_log(job: str, text: str, *, source: str = "the log text") -> Target:
             "no 'Instance ready for ssh access. Command: ssh ...' line in the log text",
             "copy the line from the job's Status → Job Logs in the Rescale web UI",
         )
+    return target_from_line(job, line, source=source)
+
+
+def target_from_line(job: str, line: loglines.SSHLine, *, source: str) -> Target:
+    if line.unexpected is not None:
+        raise InvalidValueError("ssh command", line.unexpected,
+                                "only -i KEY, -p PORT, -l USER and -o Port=N besides user@host",
+                                source=source)
     return Target.checked(job=job, user=line.user, host=line.host, port=line.port,
                           workdir=line.workdir, source=source)
 
@@ -150,7 +165,7 @@ def _log_line(client: Client, job: str, *, newest: bool = False) -> loglines.SSH
                            params={"limit": 10000, "page_size": 1000})
     found = None
     for text in log_texts(entries):
-        found = loglines.find(text) or found
+        found = loglines.parse(text) or found  # one entry is one line
         if found is not None and not newest:
             break
     return found
@@ -160,7 +175,10 @@ def _newest(client: Client, path: str, what: str, *, optional: bool = False) -> 
     try:
         for entry in client.paged(path, what=what):
             value = entry.get("status")
-            return value if isinstance(value, str) else None
+            # Shown in messages: no escape sequence or line break of the platform's reaches
+            # the terminal.
+            return "".join(c for c in value if c.isprintable())[:80] if isinstance(
+                value, str) else None
     except RescaleSSHError:
         if not optional:
             raise

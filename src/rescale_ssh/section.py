@@ -188,13 +188,15 @@ def hook_spec(state_dir: str, *, source: str) -> HookSpec:
 
 
 def validate_state_dir(value: str, *, source: str | None = None) -> str:
-    """The hook's folder appears inside an Include glob: no glob characters of its own."""
+    """The hook's folder appears inside an Include glob: no glob characters of its own, and no
+    ``%``: OpenSSH 9.2 takes Include arguments without %-token expansion (verified: ``%%``
+    stays doubled), so no spelling of a literal ``%`` works there in every version."""
     from rescale_ssh import validate
     from rescale_ssh.errors import InvalidValueError
 
     checked = validate.local_path(value, field="state folder", source=source)
-    if any(char in checked for char in "*?[]"):
-        raise InvalidValueError("state folder", value, "no *, ?, [ or ]", source=source)
+    if any(char in checked for char in "*?[]%"):
+        raise InvalidValueError("state folder", value, "no *, ?, [, ] or %", source=source)
     return checked
 
 
@@ -260,6 +262,15 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
             )
         )
     return entries
+
+
+def by_hand(data: bytes) -> str:
+    """Our regions of a config's planned content: what a user whose config rescale-ssh may not
+    write (a dotfile manager's) can put in it themselves. Empty when nothing of ours remains."""
+    located = locate(data, path="the planned config")
+    regions = [data[span.start : span.stop].lstrip(b"\r\n")
+               for span in (located.top, located.hook) if span is not None]
+    return b"\n".join(regions).decode("utf-8", "replace")
 
 
 def splice(data: bytes, section: Section, *, path: str) -> bytes:

@@ -18,24 +18,51 @@ def safe_name(prefix: str, name: str) -> str:
 
 
 def ensure_dir(path: str) -> str:
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
+    """Create ``path`` as needed; every folder created here, parents included, is 0700
+    (``os.makedirs`` would give the parents the umask's mode, e.g. 0755)."""
+    missing = []
+    folder = path
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
     return path
 
 
-def read_record(path: str) -> dict[str, str] | None:
+UNREADABLE = "\0unreadable"
+UNEXPECTED = "\0unexpected"  # the first line that is not a key=value line the file may hold
+
+
+def read_record(path: str, keys: frozenset[str] | None = None) -> dict[str, str] | None:
+    """``key=value`` lines, exactly as written by :func:`format_record`: lines end at ``\\n``
+    and nothing else is stripped (a ``\\r`` or U+2028 inside a value stays there, to be refused).
+    A line that is not ``key=value`` for one of ``keys``, or repeats a key, is reported under
+    :data:`UNEXPECTED`: the file was edited by hand or tampered with."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:
             text = handle.read(64 * 1024)
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError):
-        return {"\0unreadable": path}
+        return {UNREADABLE: path}
     record: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
+        line = line[:-1] if line.endswith("\r") else line  # a CRLF file (Windows' text mode)
+        if not line or line.startswith("#"):
+            continue
         key, sep, value = line.partition("=")
-        if sep and key and not key.startswith("#"):
-            record[key.strip()] = value.strip()
+        if sep and key not in record and (keys is None or key in keys):
+            record[key] = value
+        else:
+            record.setdefault(UNEXPECTED, line)
     return record
 
 

@@ -78,7 +78,8 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
         fresh.entries = dict(wanted)
         return section.splice(data, fresh, path=str(path))
 
-    result.change = configfile.update(path, compute, dry_run=dry_run)
+    result.change = configfile.update(path, compute, dry_run=dry_run,
+                                      by_hand=section.by_hand)
     moved = [job for job in result.updated
              if (current.entries[job].target.host, current.entries[job].target.port)
              != (wanted[job].target.host, wanted[job].target.port)]

@@ -15,6 +15,7 @@ MAX_JOB_ID = 64
 MAX_USER = 64
 MAX_HOSTNAME = 253
 MAX_PATH = 1024
+MAX_LOCAL_PATH = 4096
 
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _USER = _ALNUM | frozenset("_.-")
@@ -22,6 +23,8 @@ _LABEL = _ALNUM | frozenset("-")
 # Remote paths: a conservative ASCII set with no spaces, quotes, backslash, backtick, "$" or "%"
 # (a remote shell or ssh token expansion would interpret them when the path is used).
 _REMOTE_PATH = _ALNUM | frozenset("_./+@,=~-")
+_PROFILE = _ALNUM | frozenset("_.-@+:")
+MAX_PROFILE = 64
 
 
 def job_id(value: object, *, source: str | None = None) -> str:
@@ -101,6 +104,19 @@ def port(value: object, *, source: str | None = None) -> int:
     return value
 
 
+def profile(value: object, *, source: str | None = None) -> str:
+    """A section name of the Rescale CLI's apiconfig, as chosen with --profile."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_PROFILE
+        or not _PROFILE.issuperset(value)
+        or value[0] == "-"
+    ):
+        raise InvalidValueError("profile", value, "letters, digits and _ . - @ + :, not "
+                                "starting with '-'", source=source)
+    return value
+
+
 def remote_path(
     value: object, *, field: str = "working directory", source: str | None = None
 ) -> str:
@@ -125,22 +141,42 @@ def local_path(value: object, *, field: str, source: str | None = None) -> str:
 
     Refused: relative paths, control and format characters, line or paragraph separators, double
     quotes (the ssh config tokenizer has no escape for them), ``#`` (a comment to some parsers),
-    ``'`` (we quote paths with it in commands) and ``${`` (environment expansion).
+    ``'`` (we quote paths with it in commands), ``${`` (environment expansion) and, outside
+    Windows paths, backslashes (ssh's tokenizer takes ``\\`` as an escape).
     """
-    if not isinstance(value, str) or not 0 < len(value) <= 4096:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LOCAL_PATH:
         raise InvalidValueError(field, value, "a path", source=source)
     if any(bad in value for bad in ('"', "'", "#", "${")):
         raise InvalidValueError(field, value, "no quotes, \"#\" or \"${\"", source=source)
-    if not value.isascii() or not value.isprintable():
-        import unicodedata
-
-        for char in value:
-            category = unicodedata.category(char)
-            if category[0] == "C" or category in ("Zl", "Zp"):
-                raise InvalidValueError(field, value, "no control characters", source=source)
+    _printable(value, field=field, source=source)
     if not (value.startswith("/") or _is_windows_absolute(value)):
         raise InvalidValueError(field, value, "an absolute path", source=source)
+    if "\\" in value and not _is_windows_absolute(value):
+        raise InvalidValueError(field, value, "no backslashes", source=source)
     return value
+
+
+def setting_path(value: object, *, field: str, source: str | None = None) -> str:
+    """A path as given in a flag or environment variable, before it is made absolute: not
+    empty, no control characters, not an option (``-oProxyCommand=...``)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LOCAL_PATH:
+        raise InvalidValueError(field, value, "a path", source=source)
+    _printable(value, field=field, source=source)
+    if value.startswith("-"):
+        raise InvalidValueError(field, value, "a path, not an option", source=source)
+    return value
+
+
+def _printable(value: str, *, field: str, source: str | None) -> None:
+    """No control or format characters, no line or paragraph separators (U+2028, U+2029)."""
+    if value.isascii() and value.isprintable():
+        return
+    import unicodedata
+
+    for char in value:
+        category = unicodedata.category(char)
+        if category[0] == "C" or category in ("Zl", "Zp"):
+            raise InvalidValueError(field, value, "no control characters", source=source)
 
 
 def _is_windows_absolute(value: str) -> bool:
