@@ -239,3 +239,13 @@ def test_after_the_cluster_stops_the_hook_says_so(
     assert result.returncode == 255
     assert result.stderr.startswith(
         "rescale-ssh: error: job Stop1 is Completed; its cluster is stopped")
+
+
+def test_sync_keeps_the_working_directory_the_hook_learned(
+    cli: Cli, platform: FakePlatform, ssh_config: Path
+) -> None:
+    platform.add_job("Learn1", workdir="/enc/uprod_Learn1/work/shared")
+    cli("install", "--yes")
+    ssh_config_of(str(ssh_config), "rescale-Learn1")  # the hook reads the job's logs
+    cli("sync")
+    assert cli("path", "Learn1").stdout.strip() == "rescale-Learn1:/enc/uprod_Learn1/work/shared"

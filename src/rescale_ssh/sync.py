@@ -63,7 +63,8 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
                     result.skipped[row.id] = row.problem
                 continue
             result.notes += row.notes
-            entry = _entry(settings, row.target, current.entries.get(row.id))
+            entry = _entry(settings, row.target, current.entries.get(row.id),
+                           _hook_workdir(current, row.id))
             before = current.entries.get(row.id)
             if before is None:
                 result.added.append(row.id)
@@ -98,13 +99,31 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
     return result
 
 
-def _entry(settings: Settings, target: Target, before: HostEntry | None) -> HostEntry:
-    if before is not None and before.target.user == target.user:
-        # The list gives no working directory: keep the one from the logs (`add`).
-        target = Target(target.job, target.user, target.host, target.port,
-                        before.target.workdir, target.workers)
+def _entry(settings: Settings, target: Target, before: HostEntry | None,
+           learned: tuple[str, str] | None) -> HostEntry:
+    """The list gives no working directory: keep the one read from the job's logs, by `add`
+    (the block) or by the hook (its record), when it is for the same user."""
+    known = (before.target.user, before.target.workdir) if before is not None else learned
+    if known is not None and known[0] == target.user:
+        target = Target(target.job, target.user, target.host, target.port, known[1],
+                        target.workers)
     return HostEntry(target=target, identity=settings.identity,
                      known_hosts=settings.known_hosts)
+
+
+def _hook_workdir(current: section.Section, job: str) -> tuple[str, str] | None:
+    """(user, working directory) from the hook's record of the job, if it has a valid one."""
+    if current.hook is None:
+        return None
+    from rescale_ssh.errors import InvalidValueError
+
+    try:
+        entry = jobcache.load(current.hook.state_dir, job)
+    except InvalidValueError:
+        return None
+    if entry is None or entry.target is None:
+        return None
+    return entry.target.user, entry.target.workdir
 
 
 def forget(settings: Settings, jobs: list[str], current: section.Section, *,
