@@ -55,6 +55,7 @@ def temp_files(folder: Path) -> list[str]:
 # -- the tool's own files -----------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_tool_owned_files_are_private(ssh_config: Path, isolated_home: Path,
                                       platform: FakePlatform, sshd: SSHServer,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,6 +240,7 @@ def test_a_config_owned_by_another_user_is_refused(isolated_home: Path,
         os.chown(config, 12345, 12345)  # neither the user nor root
 
         def become_user() -> None:
+            os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
 
