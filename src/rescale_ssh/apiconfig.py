@@ -12,7 +12,6 @@ import configparser
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,20 +199,6 @@ def _mode(path: Path) -> int:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    target = Path(os.path.realpath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}",
-                          "the file was left as it was") from None
+    from rescale_ssh import configfile
+
+    configfile.replace_file(path, data, mode=0o600)

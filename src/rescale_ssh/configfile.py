@@ -253,17 +253,36 @@ def _write_if_unchanged(path: Path, expected: bytes | None, data: bytes) -> bool
     except FileNotFoundError:
         info = None
     mode = stat.S_IMODE(info.st_mode) if info else 0o600
+    owner = None
+    if info is not None and hasattr(os, "fchown") and os.geteuid() == 0:
+        owner = (info.st_uid, info.st_gid)
+    return _replace(target, data, mode=mode, owner=owner,
+                    still=lambda: read_bytes(path) == expected)
+
+
+def replace_file(path: Path, data: bytes, *, mode: int) -> None:
+    """Write a whole file the tool owns outright (a key, the profile file): temp file in its
+    folder created with ``mode``, fsync, rename onto the target (a symlink keeps its link)."""
+    try:
+        _replace(real_path(path), data, mode=mode, owner=None, still=None)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+
+
+def _replace(target: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None,
+             still: Callable[[], bool] | None) -> bool:
+    """Temp file, fsync, then rename, unless ``still()`` says the target changed meanwhile."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
-                                    dir=folder)
+                                    dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
-            if info is not None and hasattr(os, "fchown") and os.geteuid() == 0:
-                os.fchown(handle.fileno(), info.st_uid, info.st_gid)
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if read_bytes(path) != expected:
+        if still is not None and not still():
             os.unlink(tmp_name)
             return False
         os.replace(tmp_name, target)
@@ -271,7 +290,7 @@ def _write_if_unchanged(path: Path, expected: bytes | None, data: bytes) -> bool
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(folder)
+    _fsync_dir(target.parent)
     return True
 
 

@@ -15,14 +15,13 @@ import hashlib
 import os
 import socket
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from rescale_ssh import paths, ppk, wire
+from rescale_ssh import configfile, paths, ppk, wire
 from rescale_ssh.errors import ConfigError, PassphraseRequired, UsageError
 from rescale_ssh.ppk import PrivateKey
 
@@ -432,27 +431,7 @@ def _install(path: str, private: bytes, public: bytes) -> None:
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
-    """Temp file in the same folder, created with ``mode`` (never wider), fsync, rename.
-    A symlinked path (a dotfile manager's) keeps its link: the target is replaced."""
-    target = os.path.realpath(path)
-    folder = os.path.dirname(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".rescale-ssh.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}",
-                          "check that the folder exists and is writable") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}",
-                          "the file was left as it was") from None
+    configfile.replace_file(Path(path), data, mode=mode)
 
 
 def mode_of(path: str) -> int:
