@@ -71,7 +71,8 @@ def require(program: str) -> str:
 def ssh_config_of(config: str, host: str) -> dict[str, list[str]]:
     """``ssh -G -F config host`` as a dict of option → values (the authority on what ssh uses)."""
     proc = subprocess.run(
-        [require("ssh"), "-G", "-F", config, host], capture_output=True, text=True, timeout=30
+        [require("ssh"), "-G", "-F", config, host], capture_output=True, text=True, timeout=30,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
     options: dict[str, list[str]] = {}

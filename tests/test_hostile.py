@@ -39,7 +39,7 @@ from rescale_ssh.jobcache import OK, Entry
 from rescale_ssh.section import Section
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
-from tests.helpers import Cli, Result, require
+from tests.helpers import Cli, Result, require, ssh_config_of
 from tests.sshd import free_port
 
 USER_CONFIG = b"# my own hosts\nHost mine\n    HostName 192.0.2.10\n    User me\n"
@@ -830,14 +830,7 @@ def same_host(seen: list[str], host: str) -> bool:
 
 
 def ssh_g(config: Path, alias: str) -> dict[str, list[str]]:
-    proc = subprocess.run([require("ssh"), "-G", "-F", str(config), alias], capture_output=True,
-                          text=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stderr
-    options: dict[str, list[str]] = {}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        options.setdefault(key, []).append(value)
-    return options
+    return ssh_config_of(str(config), alias)
 
 
 @settings(max_examples=60, deadline=None, database=None,
