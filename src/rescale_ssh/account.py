@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import apiconfig, paths
+from rescale_ssh import apiconfig, paths, validate
 from rescale_ssh.errors import AuthError, UsageError
 from rescale_ssh.settings import ENV_API_KEY, ENV_PLATFORM, REGIONS, Settings, normalize_platform
 
@@ -78,7 +78,7 @@ def _shown(value: object) -> str | None:
     """A platform value fit for a terminal: printable, bounded."""
     if not isinstance(value, str) or not value.strip():
         return None
-    return "".join(c for c in value.strip() if c.isprintable())[:120]
+    return validate.shown(value.strip(), 120)
 
 
 def platform_for_login(settings: Settings, section: str, answer: str | None) -> str:

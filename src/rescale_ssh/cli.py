@@ -89,9 +89,6 @@ def main(
                        profile_flag=profile, identity_flag=identity)
 
 
-_settings = settings_of
-
-
 @app.command()
 def add(
     ctx: typer.Context,
@@ -117,7 +114,7 @@ def add(
     """
     from rescale_ssh import hosts, render, resolver
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if from_log is not None:
         text = sys.stdin.read() if from_log == "-" else from_log
         target = resolver.from_log(job, text, source="--from-log")
@@ -166,7 +163,7 @@ def remove(ctx: typer.Context, job: JobArg, dry_run: DryRun = False) -> None:
     """
     from rescale_ssh import hosts, render
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     result = hosts.remove(settings, job, dry_run=dry_run)
     if dry_run:
         typer.echo(render.diff(result.change) or f"rescale-{result.job}: no change",
@@ -189,7 +186,7 @@ def list_(ctx: typer.Context, json_out: JsonOut = False) -> None:
     """
     from rescale_ssh import hosts, render
 
-    entries = hosts.entries(_settings(ctx))
+    entries = hosts.entries(settings_of(ctx))
     if json_out:
         typer.echo(render.as_json([render.entry_dict(e) for e in entries]))
     elif entries:
@@ -215,7 +212,7 @@ def path(
     """
     from rescale_ssh import hosts
 
-    where = hosts.locate(_settings(ctx), job)
+    where = hosts.locate(settings_of(ctx), job)
     if subpath is not None and any(ord(c) < 32 for c in subpath):
         raise UsageError("SUBPATH contains control characters")
     typer.echo(hosts.remote_path(where.alias, where.workdir, subpath))
@@ -245,7 +242,7 @@ def install(
     from rescale_ssh import install as installer
     from rescale_ssh import render
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     plan = installer.install(settings, dry_run=True, timeout=timeout, wait=wait)
     if dry_run:
         typer.echo(render.diff(plan.change) or "the hook is already installed; no change",
@@ -279,7 +276,7 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
     from rescale_ssh import install as installer
     from rescale_ssh import render
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     plan = installer.uninstall(settings, dry_run=True)
     if dry_run:
         typer.echo(render.diff(plan.change) or "nothing of rescale-ssh in the config",
@@ -337,7 +334,7 @@ def code(ctx: typer.Context, job: JobArg) -> None:
     """
     from rescale_ssh import hosts, vscode
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     where = hosts.locate(settings, job)
     typer.echo(f"Opening {vscode.folder_uri(where.alias, where.workdir)}")
     vscode.open_folder(where.alias, where.workdir)

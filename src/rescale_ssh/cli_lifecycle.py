@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -12,7 +12,6 @@ from rescale_ssh.cli_common import DryRun, JobArg, JsonOut, open_client, setting
 
 if TYPE_CHECKING:
     from rescale_ssh.client import Client
-    from rescale_ssh.joblist import JobSummary
     from rescale_ssh.settings import Settings
     from rescale_ssh.sync import SyncResult
     from rescale_ssh.target import Target
@@ -48,7 +47,7 @@ def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
     with open_client(settings_of(ctx)) as client:
         rows = joblist.list_jobs(client)
     if json_out:
-        typer.echo(render.as_json([_job_dict(row) for row in rows]))
+        typer.echo(render.as_json([render.job_dict(row) for row in rows]))
         return
     if not rows:
         typer.echo("No jobs on the platform.", err=True)
@@ -61,25 +60,6 @@ def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
     for row in rows:
         for note in row.notes:
             typer.echo(f"note: {note}", err=True)
-
-
-def _job_dict(row: JobSummary) -> dict[str, Any]:
-    t = row.target
-    return {
-        "id": row.id,
-        "alias": row.alias,
-        "name": row.name,
-        "owner": row.owner,
-        "shared": row.shared,
-        "submitted": row.submitted,
-        "status": row.status,
-        "cluster_status": row.cluster,
-        "ssh": row.ssh,
-        "user": None if t is None else t.user,
-        "host": None if t is None else t.host,
-        "port": None if t is None else t.port,
-        "notes": row.notes,
-    }
 
 
 def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from rescale_ssh import __version__
+from rescale_ssh import __version__, validate
 from rescale_ssh.errors import AuthError, NotFoundError, PlatformError
 
 log = logging.getLogger("rescale_ssh.client")
@@ -298,5 +298,5 @@ def _detail(body: bytes, secret: str = "") -> str:
         return ""
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
         text = data["detail"].replace(secret, "***") if secret else data["detail"]
-        return "".join(c for c in text if c.isprintable())[:200]
+        return validate.shown(text, 200)
     return ""

@@ -477,7 +477,7 @@ def _probe(report: Report, head: dict[str, Any], narrow: str | None, job: str,
         report.add("ssh port", FAIL, f"{where}: {why} (after {timeout:.0f} s at most)"
                    if why == "timed out" else f"{where}: {why}", fix)
         return
-    text = "".join(c for c in banner.decode("ascii", "replace") if c.isprintable())[:80]
+    text = validate.shown(banner.decode("ascii", "replace"), 80)
     if text.startswith("SSH-"):
         report.add("ssh port", PASS, f"{where} answers: {text}")
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from rescale_ssh import store
+from rescale_ssh import store, validate
 from rescale_ssh.errors import ExitCode, InvalidValueError
 from rescale_ssh.target import Target
 
@@ -89,7 +89,7 @@ def load(state_dir: str, job: str) -> Entry | None:
 
 def _text(value: str, limit: int = 400) -> str:
     """A message from the record, fit for a terminal (ssh shows it): printable, bounded."""
-    return "".join(c for c in value if c.isprintable())[:limit]
+    return validate.shown(value, limit)
 
 
 def _pair(text: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from rescale_ssh import resolver
+from rescale_ssh import resolver, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import InvalidValueError, RescaleSSHError
 from rescale_ssh.target import Target, alias_for
@@ -77,7 +77,7 @@ def _content(value: Any) -> str:
 
 
 def _printable(value: str, limit: int = 120) -> str:
-    return "".join(c for c in value if c.isprintable())[:limit]
+    return validate.shown(value, limit)
 
 
 def _owner(value: Any) -> str:
@@ -87,8 +87,6 @@ def _owner(value: Any) -> str:
 
 
 def _summary(item: dict[str, Any]) -> JobSummary | None:
-    from rescale_ssh import validate
-
     try:
         job = validate.job_id(item.get("id"), source="the list of jobs")
     except InvalidValueError:

@@ -46,9 +46,9 @@ def _events(client: Client, path: str, what: str) -> list[Event]:
             continue
         date, reason = item.get("statusDate"), item.get("statusReason")
         events.append(Event(
-            status="".join(c for c in status if c.isprintable())[:80],
+            status=validate.shown(status, 80),
             date=date if isinstance(date, str) else "",
-            reason="".join(c for c in reason if c.isprintable())[:200]
+            reason=validate.shown(reason, 200)
             if isinstance(reason, str) else "",
         ))
     return events

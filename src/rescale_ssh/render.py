@@ -5,10 +5,13 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescale_ssh.configfile import Change
 from rescale_ssh.hostblock import HostEntry
+
+if TYPE_CHECKING:
+    from rescale_ssh.joblist import JobSummary
 
 
 def diff(change: Change) -> str:
@@ -61,3 +64,23 @@ def columns(rows: Sequence[tuple[str, ...]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def job_dict(row: JobSummary) -> dict[str, Any]:
+    """One row of `jobs --json` (keys documented in the README)."""
+    t = row.target
+    return {
+        "id": row.id,
+        "alias": row.alias,
+        "name": row.name,
+        "owner": row.owner,
+        "shared": row.shared,
+        "submitted": row.submitted,
+        "status": row.status,
+        "cluster_status": row.cluster,
+        "ssh": row.ssh,
+        "user": None if t is None else t.user,
+        "host": None if t is None else t.host,
+        "port": None if t is None else t.port,
+        "notes": row.notes,
+    }

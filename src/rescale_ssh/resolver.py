@@ -177,8 +177,7 @@ def _newest(client: Client, path: str, what: str, *, optional: bool = False) -> 
             value = entry.get("status")
             # Shown in messages: no escape sequence or line break of the platform's reaches
             # the terminal.
-            return "".join(c for c in value if c.isprintable())[:80] if isinstance(
-                value, str) else None
+            return validate.shown(value, 80) if isinstance(value, str) else None
     except RescaleSSHError:
         if not optional:
             raise

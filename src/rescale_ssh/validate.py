@@ -181,3 +181,9 @@ def _printable(value: str, *, field: str, source: str | None) -> None:
 
 def _is_windows_absolute(value: str) -> bool:
     return len(value) > 2 and value[0].isalpha() and value[1] == ":" and value[2] in "\\/"
+
+
+def shown(value: str, limit: int) -> str:
+    """Text from outside (the platform, a record) fit for a terminal: printable characters only
+    (no escape sequence or line break reaches it) and at most ``limit`` of them."""
+    return "".join(c for c in value if c.isprintable())[:limit]
