@@ -101,7 +101,7 @@ sys.stdout.buffer.write(Section(entries=entries).render())
 """
 
 
-# Writes blocks into the hook's hosts/ folder exactly as the hook does after resolving a job.
+# Publishes blocks exactly as the hook does after resolving a job (blockfile.py).
 PUBLISH_BLOCKS = """\
 import sys, time
 from rescale_ssh import hook, hookconf
@@ -409,11 +409,22 @@ class Sandbox:
 
     def clear_cache(self) -> None:
         """Forget every resolved job: the hook's next run takes the cold path."""
-        for sub in ("jobs", "hosts", "failed"):
-            folder = self.state / sub
-            if folder.is_dir():
-                for item in folder.iterdir():
-                    item.unlink()
+        folder = self.state / "jobs"
+        if folder.is_dir():
+            for item in folder.iterdir():
+                item.unlink()
+        for name in ("hosts.conf", "fresh.conf"):
+            (self.state / name).unlink(missing_ok=True)
+
+    def wait_for_sweeper(self, limit: float = 200.0) -> float:
+        """Wait until the hook's sweeper deleted fresh.conf (a minute after the last hook run);
+        returns the seconds waited."""
+        start = time.monotonic()
+        while (self.state / "fresh.conf").exists():
+            if time.monotonic() - start > limit:
+                raise BenchError(f"{self.state}/fresh.conf still there after {limit:.0f} s")
+            time.sleep(0.5)
+        return time.monotonic() - start
 
 
 def hook_argv(config: Path, alias: str) -> list[str]:
@@ -447,6 +458,7 @@ def bench_hook_warm(ctx: Ctx) -> ItemResult:
         crowded.install(USER_CONFIG)
         run([ctx.python, "-c", PUBLISH_BLOCKS, str(crowded.state), str(CACHED_JOBS)],
             crowded.env)
+        crowded.wait_for_sweeper()  # "earlier": more than a minute ago
         if crowded.ssh_g(ALIAS).get("hostname") != ["203.0.113.7"]:
             raise BenchError(f"ssh -G {ALIAS} did not show the job's block")
         requests_before = platform.count()
@@ -500,62 +512,109 @@ def rss_row(hook: list[int] | None, python: list[int] | None) -> Row:
 # -- 2. hook, unrelated host -------------------------------------------------------------------
 
 
+SHADOWING_CONFIG = USER_CONFIG + "    User everyone\n"  # sets User for every host
+
+
 def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
     result = ItemResult("hook-unrelated", "Hook, unrelated host")
     sb = Sandbox(ctx, "hook-unrelated")
     before = sb.install(USER_CONFIG)
     plain = sb.dir / "config.without-hook"
     plain.write_bytes(before)  # what `uninstall` restores: the config without any of our lines
-    # The same, after CACHED_JOBS jobs were reached through the hook: their blocks sit in the
-    # hook's hosts/ folder, which both Include lines name.
+    twin = sb.dir / "config.without-hook.copy"  # the A/A control: the same bytes, another file
+    twin.write_bytes(before)
+    # CACHED_JOBS jobs reached through the hook, in a config that needs no top Include, and in
+    # one that sets User for every host (install then puts the jobs' blocks first).
     cached = Sandbox(ctx, "hook-unrelated-cached")
     cached.install(USER_CONFIG)
-    run([ctx.python, "-c", PUBLISH_BLOCKS, str(cached.state), str(CACHED_JOBS)], cached.env)
-    published = len(list((cached.state / "hosts").glob("*.conf")))
+    shadow = Sandbox(ctx, "hook-unrelated-shadowing")
+    shadow_plain = shadow.dir / "config.without-hook"
+    shadow_plain.write_bytes(shadow.install(SHADOWING_CONFIG))
+    layouts = (b"hosts.conf" in shadow.config.read_bytes(),
+               b"hosts.conf" in cached.config.read_bytes())
+    if layouts != (True, False):
+        raise BenchError("install chose the wrong layout for the benchmark's configs")
+    for box in (cached, shadow):
+        run([ctx.python, "-c", PUBLISH_BLOCKS, str(box.state), str(CACHED_JOBS)], box.env)
+    published = (cached.state / "fresh.conf").read_text().count("# rescale-ssh block job=")
     if published != CACHED_JOBS:
         raise BenchError(f"{published} of {CACHED_JOBS} cached blocks were written")
     for host in (UNRELATED, "myserver"):
         if not sb.ssh_g(host) == sb.ssh_g(host, plain) == cached.ssh_g(host):
             raise BenchError(f"the hook changed the effective config of {host}")
+        if shadow.ssh_g(host) != shadow.ssh_g(host, shadow_plain):
+            raise BenchError(f"the hook changed the effective config of {host}")
     verbose = run([ctx.ssh, "-v", "-G", "-F", str(sb.config), UNRELATED], sb.env).stderr
     hook_ran = "Executing command" in verbose
-    reps = ctx.reps(200, 60)
+    reps = ctx.reps(300, 80)
+
+    def ssh_g(box: Sandbox, config: Path | None = None) -> Cmd:
+        return Cmd([ctx.ssh, "-G", "-F", str(config or box.config), UNRELATED], box.env)
+
+    # Within a minute of those hook runs, their blocks are still in fresh.conf.
+    recent = interleave({"recent": ssh_g(cached), "plain": ssh_g(sb, plain)}, reps // 2)
+    waited = max(cached.wait_for_sweeper(), shadow.wait_for_sweeper())
     samples = interleave({
-        "hooked": Cmd([ctx.ssh, "-G", "-F", str(sb.config), UNRELATED], sb.env),
-        "hooked_cached": Cmd([ctx.ssh, "-G", "-F", str(cached.config), UNRELATED], cached.env),
-        "plain": Cmd([ctx.ssh, "-G", "-F", str(plain), UNRELATED], sb.env),
+        "hooked": ssh_g(sb),
+        "hooked_cached": ssh_g(cached),
+        "plain": ssh_g(sb, plain),
+        "plain_copy": ssh_g(sb, twin),
+        "shadow_cached": ssh_g(shadow),
+        "shadow_plain": ssh_g(shadow, shadow_plain),
     }, reps)
-    base = samples["plain"].times
     stats: dict[str, Any] = {}
-    for name, label in (("hooked", "hook installed"),
-                        ("hooked_cached", f"hook installed, {CACHED_JOBS} jobs reached "
-                                          "through it earlier")):
-        times = samples[name].times
+
+    def compare(name: str, label: str, times: list[float], base: list[float], base_label: str,
+                *, budget: str = "no measurable Δ", judged: bool = True) -> None:
         low, high = bootstrap_median_diff(times, base)
         diff = statistics.median(times) - statistics.median(base)
         within = low <= 0 <= high
         stats[name] = {"median_diff_s": diff, "ci95_s": [low, high], "within_noise": within}
         result.rows.append(Row(
-            "2", f"`ssh -G {UNRELATED}`, {label}", fmt_time(times),
-            f"config without the hook {fmt_time(base)}", fmt_ratio(ratio(times, base)),
-            "no measurable Δ", verdict(within and not hook_ran)))
+            "2", label, fmt_time(times), f"{base_label} {fmt_time(base)}",
+            fmt_ratio(ratio(times, base)), budget,
+            verdict(within and not hook_ran) if judged else "info"))
         result.notes.append(
-            f"{label.capitalize()}: Δ median {diff * 1e6:+.0f} µs, 95 % bootstrap CI "
+            f"{label}: Δ median {diff * 1e6:+.0f} µs, 95 % bootstrap CI "
             f"[{low * 1e6:+.0f}, {high * 1e6:+.0f}] µs: "
             + ("within noise." if within else "measurable."))
+
+    base = samples["plain"].times
+    compare("aa_control", "A/A control: the config without the hook, a copy of the same file",
+            samples["plain_copy"].times, base, "config without the hook", budget="–",
+            judged=False)
+    compare("hooked", f"`ssh -G {UNRELATED}`, hook installed", samples["hooked"].times, base,
+            "config without the hook")
+    compare("hooked_cached", f"the same, {CACHED_JOBS} jobs reached through the hook more "
+            "than a minute earlier", samples["hooked_cached"].times, base,
+            "config without the hook")
+    compare("recent", f"the same, within a minute of reaching those {CACHED_JOBS} jobs "
+            "(their blocks are still in fresh.conf)", recent["recent"].times,
+            recent["plain"].times, "config without the hook", budget="–", judged=False)
+    compare("shadow_cached", f"a config that sets User for every host (the jobs' blocks go "
+            f"first: `Include hosts.conf`), {CACHED_JOBS} jobs reached earlier",
+            samples["shadow_cached"].times, samples["shadow_plain"].times,
+            "that config without the hook")
     result.rows.append(Row("2", "hook run for the unrelated host (`ssh -v`: Executing command)",
                            "yes" if hook_ran else "no", "no", budget="no",
                            verdict=verdict(not hook_ran)))
     result.notes.append(
         f"Effective config (`ssh -G`) identical with and without the hook for `{UNRELATED}` "
-        f"and `myserver`; {reps} interleaved repeats. What the installed config costs every "
-        "host: a few more lines, and two `Include` globs of the hook's hosts/ folder (one at "
-        "the end of the managed section, one under the `Match`). OpenSSH expands an Include "
-        "and reads the files it names even inside a block that does not match (readconf.c "
-        "passes SSHCONF_NEVERMATCH down), so every block the hook ever wrote is parsed twice "
-        "by every ssh run, for any host, until it is removed.")
+        f"and `myserver`; {reps} interleaved repeats ({reps // 2} for the first minute). What "
+        "the installed config costs every host: the `Match` line (its `originalhost` fails, so "
+        "the hook never runs) and one `Include` of a file that exists only for a minute after a "
+        f"hook run (the sweeper deleted it {waited:.0f} s into this item). OpenSSH reads an "
+        "Include's files even inside a block that does not match (readconf.c passes "
+        "SSHCONF_NEVERMATCH down), so whatever the hook keeps in an included file costs every "
+        "ssh run: in a config that sets User (or another option of ours) for every host, "
+        "`install` includes hosts.conf at the top so that the jobs' blocks win, and each job "
+        "the hook reached costs every ssh run a few microseconds until `prune`, `sync` or a "
+        "week of disuse removes it. `Host * !rescale-*` in that config removes the need (and "
+        "`install` says so).")
     result.raw = {"repeats": reps, "cached_jobs": CACHED_JOBS, "hook_ran": hook_ran,
-                  "stats": stats, **{name: asdict(s) for name, s in samples.items()}}
+                  "waited_for_sweeper_s": waited, "stats": stats,
+                  "recent": {name: asdict(s) for name, s in recent.items()},
+                  **{name: asdict(s) for name, s in samples.items()}}
     return result
 
 

@@ -53,8 +53,10 @@ FILES = [
      "per-job aliases."),
     ("$XDG_STATE_HOME/rescale-ssh/hook.conf", "What install fixed for the hook: program, "
      "identity, time limits."),
-    ("$XDG_STATE_HOME/rescale-ssh/jobs/, hosts/, failed/", "The hook's records of jobs and the "
-     "Host blocks it wrote for ssh to include."),
+    ("$XDG_STATE_HOME/rescale-ssh/jobs/", "The hook's records of jobs."),
+    ("$XDG_STATE_HOME/rescale-ssh/fresh.conf, hosts.conf", "Host blocks the hook wrote for ssh "
+     "to include: fresh.conf for a minute after each hook run, hosts.conf (every job it reached) "
+     "only when the config sets options for every host."),
     ("~/.config/rescale/apiconfig", "The Rescale CLI's profiles (apikey, apibaseurl), shared "
      "with it; written by login, mode 0600."),
 ]

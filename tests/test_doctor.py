@@ -327,6 +327,23 @@ def test_hook_is_reported_without_running_it(cli: Cli, platform: FakePlatform,
     )
 
 
+def test_hook_installed_before_the_config_set_user_for_every_host(
+        cli: Cli, platform: FakePlatform, ssh_config: Path, local_key: Path) -> None:
+    ssh_config.parent.mkdir(exist_ok=True)
+    ssh_config.write_text("Host mine\n    User me\n")
+    cli("install", "--yes")
+    assert lines_of(cli("doctor"), "hook")[0].startswith("· hook: the hook is installed")
+    with ssh_config.open("a") as handle:
+        handle.write("Host *\n    User someone\n")
+    result = cli("doctor", expect=1)
+    assert lines_of(result, "hook")[0].startswith(
+        "✗ hook: your config sets user for every host, and it did not when the hook was "
+        "installed")
+    assert "`rescale-ssh install` again" in fix_of(result, "hook")
+    cli("install", "--yes")
+    assert lines_of(cli("doctor"), "hook")[0].startswith("! hook: the hook is installed, but")
+
+
 def test_ascii_terminal(cli: Cli, platform: FakePlatform, local_key: Path) -> None:
     platform.add_job(JOB, public_key=None, host="127.0.0.1", port=free_port())
     result = cli("doctor", JOB, env={"PYTHONIOENCODING": "ascii"}, expect=1)

@@ -30,7 +30,10 @@ USER_CONFIGS = {
     "lf": b"Host mine\n    HostName 192.0.2.10\n    User me\n",
     "crlf-no-final-newline": b"Host mine\r\n\tHostName=192.0.2.10\r\n\tUser me",
     "globals": b"ServerAliveInterval 7\nHost *\n  ForwardAgent no\n",
+    # Sets an option of the hook's blocks for every host: the jobs' blocks must come first.
+    "shadowing": b"Host mine\n    HostName 192.0.2.10\nHost *\n    User someone\n",
 }
+SHADOWING = {"shadowing"}
 
 
 def state_dir(home: Path) -> Path:
@@ -73,9 +76,16 @@ def test_install_and_uninstall_leave_the_file_as_it_was(
     cli("install", "--yes")
     data = ssh_config.read_bytes()
     located = section.locate(data, path="cfg")
-    assert located.top is not None and located.top.start == 0
+    # Only a config that sets our options for every host gets the top Include (blockfile.py):
+    # every other one gets nothing above the user's lines, so other hosts pay nothing.
+    if name in SHADOWING:
+        assert located.top is not None and located.top.start == 0
+        assert b"Include " in data[: located.top.stop]
+    else:
+        assert located.top is None
     assert located.hook is not None and located.hook.stop == len(data)
-    assert data[located.top.stop : located.hook.start] == (original or b"")
+    user_start = located.top.stop if located.top is not None else 0
+    assert data[user_start : located.hook.start] == (original or b"")
     assert "Already installed" in cli("install", "--yes").stdout
     assert ssh_config.read_bytes() == data
     cli("add", "Fotxeb", "--from-log", "Command: ssh u_Fotxeb@192.0.2.7")
@@ -323,6 +333,49 @@ def test_install_warns_about_options_that_win_on_first_use(cli: Cli, ssh_config:
     assert "warning" not in cli("install", "--yes").stderr
 
 
+def test_a_config_that_sets_user_for_every_host_gets_the_jobs_first(
+    cli: Cli, ssh_config: Path, platform: FakePlatform, sshd: SSHServer, isolated_home: Path
+) -> None:
+    ssh_config.parent.mkdir(mode=0o700)
+    ssh_config.write_bytes(b"Host *\n    User nobody-here\n")
+    cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
+    assert b"hosts.conf" in ssh_config.read_bytes()  # the Include at the top
+    add_job_for(platform, sshd, "Pre1")
+    # First connection: the user's `Host *` is read before the hook's block (documented; install
+    # warned). From the second on, the block included at the top comes first.
+    assert ssh_config_of(str(ssh_config), "rescale-Pre1")["user"] == ["nobody-here"]
+    assert ssh_config_of(str(ssh_config), "rescale-Pre1")["user"] == [sshd.user]
+    result = ssh(ssh_config, "rescale-Pre1", "whoami")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == sshd.user
+    assert ssh_config_of(str(ssh_config), "other.example")["user"] == ["nobody-here"]
+    hosts = (state_dir(isolated_home) / "hosts.conf").read_text()
+    assert "Host rescale-Pre1\n" in hosts
+
+
+def test_other_hosts_read_nothing_of_the_hook_between_its_runs(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    """Without a config that needs it, nothing the hook wrote is read by other hosts once a
+    minute has passed (bench/ item 2): fresh.conf goes, and there is no top Include."""
+    from rescale_ssh import blockfile, hookconf
+
+    for job in ("Gone1", "Gone2"):
+        platform.add_job(job)
+        ssh_config_of(str(installed), f"rescale-{job}")
+    state = state_dir(isolated_home)
+    conf = hookconf.load(str(state))
+    assert (state / "fresh.conf").exists()
+    assert not (state / "hosts.conf").exists()
+    blockfile.expire(conf, now=time.time() + 1)  # too soon: kept
+    assert (state / "fresh.conf").exists()
+    blockfile.expire(conf, now=time.time() + blockfile.fresh_for(conf) + 1)
+    assert not (state / "fresh.conf").exists()
+    # The next connection to a known job writes its block again, from the record.
+    assert ssh_config_of(str(installed), "rescale-Gone1")["hostname"] == ["203.0.113.7"]
+    assert platform.count("/api/v2/jobs/Gone1/instances/") == 1
+
+
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,
                                        sshd: SSHServer) -> None:
     head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,
@@ -366,5 +419,5 @@ def test_records_of_jobs_unused_for_a_week_are_cleared(
     ssh_config_of(str(installed), "rescale-New1")  # a cold resolution clears unused records
     names = sorted(p.name.split("-")[0] for p in (state / "jobs").iterdir())
     assert names == ["New1", "Recent1"]
-    assert sorted(p.name.split("-")[1] for p in (state / "hosts").iterdir()) == [
-        "New1", "Recent1"]
+    fresh = (state / "fresh.conf").read_text()
+    assert "job=Old1" not in fresh and "job=New1" in fresh

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rescale_ssh import entry, hook, hookconf, jobcache, store
+from rescale_ssh import entry, hook, hookconf, jobcache
 from rescale_ssh.errors import ExitCode, InvalidValueError
 from rescale_ssh.hostblock import HostEntry
 from rescale_ssh.jobcache import OK, Entry
@@ -493,10 +494,10 @@ def test_tampered_cache_records_are_refused(world: World) -> None:
         world.refused(shown, before, fields=fields, codes=(ExitCode.INVALID_DATA,),
                       family="tampered jobs/ records")
     # Every tampered job now has a failure block, rendered from nothing of its record.
-    assert not list((world.state / "hosts").glob("*.conf"))
-    failed = list((world.state / "failed").glob("*.conf"))
-    assert len(failed) == len(jobs)
-    assert not any("touch" in path.read_text() for path in failed)
+    assert not (world.state / "hosts.conf").exists()
+    fresh = (world.state / "fresh.conf").read_text()
+    assert fresh.count("cannot be reached") == len(jobs)
+    assert "touch" not in fresh
     world.nothing_ran(*(f"rescale-{job}" for job in jobs[:5]))
 
 
@@ -583,22 +584,26 @@ def test_tampered_platform_and_profile_in_the_hook_settings_are_refused(world: W
 
 
 def test_tampered_include_files_are_rewritten_from_the_record(world: World) -> None:
-    """hosts/ and failed/ files are rendered from validated records: the next hook run puts
-    back exactly what the record says, dropping whatever was added."""
+    """The include files are rendered from validated records: the next hook run puts back
+    exactly what the record says for the job, dropping whatever was added."""
     job = "Inc1"
     cache_job(world, job)
-    name = store.safe_name("rescale-", job) + ".conf"
     conf = hookconf.load(str(world.state))
-    good = world.state / "hosts" / name
-    clean = good.read_bytes()
+    fresh = world.state / "fresh.conf"
+
+    def stamps_out(data: bytes) -> bytes:
+        return re.sub(rb" at=[0-9.]+", b" at=T", data)
+
+    clean = stamps_out(fresh.read_bytes())
     touch = f"touch {world.canary}"
     for tampering in (f"    ProxyCommand {touch}\n", f"    LocalCommand {touch}\n"
                       "    PermitLocalCommand yes\n", f'Match exec "{touch}"\n',
                       f"    KnownHostsCommand {touch}\n", "Include /etc/passwd\n"):
-        good.write_bytes(clean.replace(b"    HostName", tampering.encode() + b"    HostName", 1))
+        fresh.write_bytes(fresh.read_bytes().replace(b"    HostName",
+                                                     tampering.encode() + b"    HostName", 1))
         result = run_program("hook", "--state", str(world.state), f"rescale-{job}")
         assert result.returncode == 0, result
-        assert good.read_bytes() == clean
+        assert stamps_out(fresh.read_bytes()) == clean
         got = ssh(world.config, f"rescale-{job}", closed=world.closed, get=True).stdout
         options = dict(line.split(" ", 1) for line in got.splitlines())
         assert "localcommand" not in options and "knownhostscommand" not in options
@@ -606,15 +611,17 @@ def test_tampered_include_files_are_rewritten_from_the_record(world: World) -> N
         assert options["proxycommand"].startswith(f"'{conf.program[0]}' ")
         assert not world.canary.exists()
         world.figures("hostile inputs refused", 1)
-        world.figures("hostile inputs refused: tampered hosts/ files", 1)
+        world.figures("hostile inputs refused: tampered include files", 1)
     # A failure block is rendered from the record too.
     jobcache.save(str(world.state), job, hook.failure(InvalidValueError("host", "x", "y")))
     hook.publish(conf, job, jobcache.load(str(world.state), job))  # type: ignore[arg-type]
-    bad = world.state / "failed" / name
-    clean_failure = bad.read_bytes()
-    bad.write_bytes(clean_failure + f"    LocalCommand {touch}\n".encode())
+    clean_failure = stamps_out(fresh.read_bytes())
+    assert b"cannot be reached" in clean_failure
+    fresh.write_bytes(fresh.read_bytes().replace(b"    LogLevel QUIET",
+                                                 f"    LocalCommand {touch}\n".encode()
+                                                 + b"    LogLevel QUIET"))
     assert run_program("hook", "--state", str(world.state), f"rescale-{job}").returncode == 0
-    assert bad.read_bytes() == clean_failure
+    assert stamps_out(fresh.read_bytes()) == clean_failure
     assert not world.canary.exists()
 
 

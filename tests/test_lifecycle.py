@@ -178,7 +178,7 @@ def test_prune_drops_records_of_jobs_reached_through_the_hook(
     platform.set_status("Hooked1", "Completed", "Stopped")
     assert "Dropped rescale-Hooked1" in cli("prune").stdout
     assert not list((state / "jobs").iterdir())
-    assert not list((state / "hosts").iterdir())
+    assert not (state / "fresh.conf").exists()  # its block went with the record
 
 
 @pytest.mark.e2e

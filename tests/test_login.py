@@ -344,5 +344,5 @@ def test_no_secret_in_process_arguments_or_the_hooks_files(
             assert key.encode() not in data, path
             assert passphrase.encode() not in data, path
     state = isolated_home / ".local" / "state" / "rescale-ssh"
-    assert list((state / "jobs").iterdir()) and list((state / "failed").iterdir())
+    assert list((state / "jobs").iterdir()) and (state / "fresh.conf").exists()
     figures("process argument lists read while secrets were in use", len(watcher.seen))

@@ -99,9 +99,11 @@ def test_tool_owned_files_are_private(ssh_config: Path, isolated_home: Path,
             assert mode == 0o600, f"{path} is {mode:04o}"
             seen.add(path)
     assert expected_files <= seen
-    for folder, pattern in (("jobs", "Hooked1-*"), ("jobs", "Queued1-*"), ("hosts", "*Hooked1*"),
-                            ("failed", "*Queued1*"), ("locks", "*.lock"), ("locks", "job-*")):
+    for folder, pattern in (("jobs", "Hooked1-*"), ("jobs", "Queued1-*"), (".", "fresh.conf"),
+                            ("locks", "*.lock"), ("locks", "job-*"), ("locks", "blocks")):
         assert list((state / folder).glob(pattern)), (folder, pattern)
+    fresh = (state / "fresh.conf").read_text()
+    assert "Host rescale-Hooked1\n" in fresh and "Host rescale-Queued1\n" in fresh
     assert (state / "known_hosts").read_text().count("rescale-") == 2  # ssh added two keys
 
 
@@ -377,7 +379,7 @@ def test_the_hook_says_so_when_it_cannot_write(cli: Cli, ssh_config: Path,
     assert result.stderr.startswith("rescale-ssh: error: cannot write "), result
     assert "File too large" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1
-    assert not list((state / "hosts").iterdir())
+    assert not (state / "fresh.conf").exists()
     assert not [p for p in state.rglob("*") if p.name.endswith(".tmp")]
 
 

@@ -12,7 +12,6 @@ import ipaddress
 import os
 import re
 import socket
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,13 +207,14 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
         return
     from rescale_ssh import install
 
-    # A copy without the hook, so probing a rescale-* name cannot run it (no platform call).
-    with tempfile.TemporaryDirectory(prefix="rescale-ssh-doctor.") as folder:
-        copy = Path(folder) / "config"
-        copy.write_bytes(section.splice(data, section.Section(entries=current.entries),
-                                        path=str(config)))
-        shadowed = install.shadowing(copy)
-    if shadowed:
+    shadowed = install.shadowing(config)  # on a copy without our regions: no hook runs
+    if shadowed and not current.hook.precedence:
+        report.add("hook", FAIL, "your config sets "
+                   f"{', '.join(shadowed)} for every host, and it did not when the hook was "
+                   "installed: every connection through the hook now gets your values",
+                   "`rescale-ssh install` again puts the jobs' blocks first; or exclude the "
+                   "jobs from those lines: `Host * !rescale-*`")
+    elif shadowed:
         report.add("hook", WARN, "the hook is installed, but your config sets "
                    f"{', '.join(shadowed)} for every host: on a job's first connection "
                    "through the hook, your values win",

@@ -2,8 +2,8 @@
 its config, to make ``rescale-<JOB>`` resolvable in that same ssh run.
 
 It writes the job's Host block into a tool-owned file that the config ``Include``s right after
-the Match line (OpenSSH expands the Include glob after the hook ran). Warm path (a job resolved
-less than ``ttl`` ago): read the cache record, validate it, render the block, compare, done:
+the Match line (OpenSSH reads that Include after the hook ran): blockfile.py. Warm path (a job
+resolved less than ``ttl`` ago): read the cache record, validate it, render the block, compare:
 standard library only, no network. Cold path: one resolution per job at a time (an flock; the
 others wait and reuse its result), bounded by ``timeout``, then cached. A job that cannot be
 reached gets a block whose proxy prints the reason, so ssh fails within seconds with our line
@@ -16,10 +16,9 @@ import os
 import sys
 import time
 
-from rescale_ssh import hostblock, jobcache, store
+from rescale_ssh import blockfile, jobcache, store
 from rescale_ssh.errors import ExitCode, InvalidValueError, RescaleSSHError
 from rescale_ssh.hookconf import HookConf
-from rescale_ssh.hostblock import HostEntry
 from rescale_ssh.jobcache import FAILED, OK, Entry
 
 USAGE = "usage: rescale-ssh hook [--state DIR] ALIAS"
@@ -165,35 +164,20 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
 
 
 def publish(conf: HookConf, job: str, entry: Entry) -> None:
-    """Write the block ssh will include: the job's, or one that explains the failure."""
-    name = store.safe_name("rescale-", job) + ".conf"
-    program = conf.program
-    state = conf.state_dir
-    good, bad = os.path.join(conf.hosts_dir, name), os.path.join(conf.failed_dir, name)
-    if entry.state == OK and entry.target is not None:
-        block = hostblock.render(
-            HostEntry(target=entry.target, identity=conf.identity, known_hosts=conf.known_hosts),
-            proxy=hostblock.proxy_lines(job, program, state),
-        )
-        store.write_atomic(good, "\n".join(block) + "\n")
-        store.remove(bad)
-    else:
-        store.write_atomic(bad, "\n".join(hostblock.failure_block(job, program, state)) + "\n")
-        store.remove(good)
+    """Make the job's block (or the one that explains its failure) what ssh reads next."""
+    blockfile.publish(conf, job, entry)
 
 
-UNUSED_AFTER = 7 * 24 * 3600.0  # a job not resolved for a week: its files go
+UNUSED_AFTER = 7 * 24 * 3600.0  # a job not resolved for a week: its record and block go
 
 
 def forget_unused(conf: HookConf, *, keep: str) -> int:
-    """Drop the records and blocks of jobs not resolved for a week.
-
-    Every file under hosts/ and failed/ is read by every ssh run (OpenSSH reads an Include's
-    files even where its block does not apply: bench/ item 2), so they must not pile up.
+    """Drop the records and blocks of jobs not resolved for a week, so that hosts.conf (read by
+    every ssh run where the config includes it: blockfile.py) does not grow without end.
     Runs on the cold path only; `prune` also drops the jobs whose cluster stopped.
     """
-    dropped = 0
     now = time.time()
+    dropped = []
     for job in jobcache.cached_jobs(conf.state_dir):
         if job == keep:
             continue
@@ -201,11 +185,10 @@ def forget_unused(conf: HookConf, *, keep: str) -> int:
         if entry is not None and entry.age(now) < UNUSED_AFTER:
             continue
         jobcache.drop(conf.state_dir, job)
-        name = store.safe_name("rescale-", job) + ".conf"
-        store.remove(os.path.join(conf.hosts_dir, name))
-        store.remove(os.path.join(conf.failed_dir, name))
-        dropped += 1
-    return dropped
+        dropped.append(job)
+    if dropped:
+        blockfile.forget(conf, dropped)
+    return len(dropped)
 
 
 def forget_host_keys(conf: HookConf, job: str) -> None:

@@ -18,12 +18,14 @@ DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, qu
 DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
 DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
 KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "profile", "ttl",
-                  "failure_ttl", "timeout", "wait"))
+                  "failure_ttl", "timeout", "wait", "precedence"))
+HOSTS_FILE = "hosts.conf"
+FRESH_FILE = "fresh.conf"
 
 
 class HookConf:
-    __slots__ = ("failure_ttl", "identity", "known_hosts", "launcher", "platform", "profile",
-                 "python", "state_dir", "timeout", "ttl", "wait")
+    __slots__ = ("failure_ttl", "identity", "known_hosts", "launcher", "platform", "precedence",
+                 "profile", "python", "state_dir", "timeout", "ttl", "wait")
 
     def __init__(
         self,
@@ -39,6 +41,7 @@ class HookConf:
         failure_ttl: float = DEFAULT_FAILURE_TTL,
         timeout: float = DEFAULT_TIMEOUT,
         wait: float = DEFAULT_WAIT,
+        precedence: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.python = python
@@ -51,6 +54,7 @@ class HookConf:
         self.failure_ttl = failure_ttl
         self.timeout = timeout
         self.wait = wait
+        self.precedence = precedence
 
     @property
     def program(self) -> list[str]:
@@ -58,14 +62,15 @@ class HookConf:
         return [self.python, "-I", "-S", self.launcher] if self.python else [self.launcher]
 
     @property
-    def hosts_dir(self) -> str:
-        """Blocks of resolved jobs: included at the top of the section and after the hook."""
-        return os.path.join(self.state_dir, "hosts")
+    def hosts_file(self) -> str:
+        """Blocks of every job reached through the hook; included at the end of the managed
+        section only when ``precedence`` is on (blockfile.py)."""
+        return os.path.join(self.state_dir, HOSTS_FILE)
 
     @property
-    def failed_dir(self) -> str:
-        """Blocks of jobs that cannot be reached: included only after the hook ran."""
-        return os.path.join(self.state_dir, "failed")
+    def fresh_file(self) -> str:
+        """Blocks written in the last minute: included right after the hook (blockfile.py)."""
+        return os.path.join(self.state_dir, FRESH_FILE)
 
     def to_text(self) -> str:
         return store.format_record(
@@ -80,6 +85,7 @@ class HookConf:
                 "failure_ttl": f"{self.failure_ttl:g}",
                 "timeout": f"{self.timeout:g}",
                 "wait": f"{self.wait:g}",
+                "precedence": "yes" if self.precedence else "no",
             }
         )
 
@@ -120,4 +126,5 @@ def load(state_dir: str) -> HookConf:
         failure_ttl=number("failure_ttl", DEFAULT_FAILURE_TTL),
         timeout=number("timeout", DEFAULT_TIMEOUT),
         wait=number("wait", DEFAULT_WAIT),
+        precedence=record.get("precedence") == "yes",
     )

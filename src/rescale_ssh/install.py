@@ -1,9 +1,10 @@
 """``install`` / ``uninstall``: the just-in-time hook in the ssh config, and its files.
 
 ``install`` writes ``<state>/hook.conf`` (what the hook must agree on with the config), then adds
-the hook to the ssh config: an ``Include`` of earlier results at the end of the top section, and
-the ``Match ... exec`` block at the end of the file. ``uninstall`` removes both, every block,
-and the tool's files, leaving the config as it was before rescale-ssh touched it.
+the hook to the ssh config: the ``Match ... exec`` block at the end of the file and, only when
+the user's config sets one of our options for every host, an ``Include`` of earlier results at
+the end of the top section (blockfile.py says why that is not always there). ``uninstall``
+removes both, every block, and the tool's files, leaving the config as it was before.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathlib import Path
 from rescale_ssh import configfile, hookconf, knownhosts, paths, section
 from rescale_ssh import settings as settings_module
 from rescale_ssh.configfile import Change
+from rescale_ssh.errors import ConfigError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
 
-TOOL_FILES = ("hosts", "failed", "jobs", "locks", hookconf.FILE, "known_hosts")
+TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, "jobs", "locks", hookconf.FILE,
+              "known_hosts")
+LEGACY_FILES = ("hosts", "failed")  # 0.1.0 kept one file per job in these folders
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def program() -> tuple[str, str]:
 
 
 def hook_conf(settings: Settings, *, timeout: float | None = None,
-              wait: float | None = None) -> HookConf:
+              wait: float | None = None, precedence: bool = False) -> HookConf:
     state_dir = section.validate_state_dir(str(paths.state_dir()))
     python, launcher = program()
     platform = ""
@@ -69,27 +73,30 @@ def hook_conf(settings: Settings, *, timeout: float | None = None,
         profile=settings.profile_name or "",
         timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
         wait=hookconf.DEFAULT_WAIT if wait is None else wait,
+        precedence=precedence,
     )
 
 
 def install(settings: Settings, *, dry_run: bool = False, timeout: float | None = None,
             wait: float | None = None) -> InstallResult:
-    conf = hook_conf(settings, timeout=timeout, wait=wait)
     path = settings.ssh_config
-    spec = HookSpec(program=conf.program, state_dir=conf.state_dir)
+    shadowed = shadowing(path)
+    conf = hook_conf(settings, timeout=timeout, wait=wait, precedence=bool(shadowed))
+    spec = HookSpec(program=conf.program, state_dir=conf.state_dir, precedence=conf.precedence)
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))
         current.hook = spec
         return section.splice(data, current, path=str(path))
 
-    shadowed = shadowing(path) if not dry_run else []
     if not dry_run:
-        from rescale_ssh import store
+        from rescale_ssh import blockfile, store
 
-        for folder in (conf.state_dir, conf.hosts_dir, conf.failed_dir):
-            store.ensure_dir(folder)
+        store.ensure_dir(conf.state_dir)
         store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
+        blockfile.rebuild(conf)
+        for name in LEGACY_FILES:
+            shutil.rmtree(os.path.join(conf.state_dir, name), ignore_errors=True)
     change = configfile.update(path, compute, dry_run=dry_run,
                                by_hand=section.by_hand)
     if not dry_run:
@@ -100,13 +107,20 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
 def shadowing(config: Path) -> list[str]:
     """The watched options the user's config sets for every ``rescale-*`` name.
 
-    ``ssh -G`` with the config vs with an empty one (both ignore /etc/ssh/ssh_config), for an
-    alias no block matches; run before the hook is in place, so it cannot run the hook.
+    ``ssh -G`` with the config (our regions taken out, so no hook runs and no block of ours
+    counts) vs with an empty one (both ignore /etc/ssh/ssh_config), for an alias no block
+    matches.
     """
     import subprocess
+    import tempfile
 
     ssh = shutil.which("ssh")
-    if ssh is None or not config.exists():
+    if ssh is None:
+        return []
+    try:
+        data = config.read_bytes()
+        theirs = section.splice(data, Section(), path=str(config))
+    except (OSError, ConfigError):
         return []
 
     def effective(path: str) -> dict[str, str]:
@@ -118,7 +132,12 @@ def shadowing(config: Path) -> list[str]:
         pairs = (line.partition(" ") for line in proc.stdout.splitlines())
         return {key: value for key, _, value in pairs if key in WATCHED}
 
-    mine, default = effective(str(config)), effective(os.devnull)
+    with tempfile.TemporaryDirectory(prefix="rescale-ssh-") as folder:
+        copy = os.path.join(folder, "config")
+        with open(copy, "wb") as handle:
+            handle.write(theirs)
+        mine = effective(copy)
+    default = effective(os.devnull)
     if not mine or not default:
         return []
     return [key for key in WATCHED if mine.get(key) != default.get(key)]
@@ -131,7 +150,8 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
         by_hand=section.by_hand,
     )
     state = paths.state_dir()
-    removed = [str(state / name) for name in TOOL_FILES if (state / name).exists()]
+    removed = [str(state / name) for name in (*TOOL_FILES, *LEGACY_FILES)
+               if (state / name).exists()]
     if not dry_run:
         for name in removed:
             target = Path(name)

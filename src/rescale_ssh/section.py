@@ -33,18 +33,21 @@ SCOPE_RESET = "Host *"
 
 @dataclass(frozen=True)
 class HookSpec:
-    """What ``install`` put in: the program ssh runs and the folder the hook writes into."""
+    """What ``install`` put in: the program ssh runs, the folder the hook writes into, and
+    whether the jobs it reached need an ``Include`` at the top (``precedence``: the user's own
+    config sets an option of ours for every host, which would win over a block at the end)."""
 
     program: list[str]
     state_dir: str
+    precedence: bool = False
 
     @property
-    def hosts_glob(self) -> str:
-        return hostblock.quote_path(f"{self.state_dir}/hosts/*.conf", field="state folder")
+    def hosts_file(self) -> str:
+        return hostblock.quote_path(f"{self.state_dir}/hosts.conf", field="state folder")
 
     @property
-    def failed_glob(self) -> str:
-        return hostblock.quote_path(f"{self.state_dir}/failed/*.conf", field="state folder")
+    def fresh_file(self) -> str:
+        return hostblock.quote_path(f"{self.state_dir}/fresh.conf", field="state folder")
 
 
 @dataclass
@@ -58,9 +61,11 @@ class Section:
         return not self.entries and self.hook is None
 
     def render(self) -> bytes:
-        """The top region: static blocks first (first value wins), then the hook's earlier
-        results (``Include``), then ``Host *`` so the user's lines below stay global."""
-        if self.is_empty():
+        """The top region: static blocks first (first value wins), then, when the hook needs
+        precedence, its earlier results (``Include``), then ``Host *`` so the user's lines
+        below stay global. Nothing at all when neither is there: every line here is read by
+        every ssh run (bench/ item 2)."""
+        if not self.entries and (self.hook is None or not self.hook.precedence):
             return b""
         lines = [
             "# Hosts for Rescale jobs: `rescale-ssh list` shows them, `rescale-ssh remove JOB`",
@@ -68,11 +73,12 @@ class Section:
             "",
             *hostblock.render_all(self.entries.values()),
         ]
-        if self.hook is not None:
+        if self.hook is not None and self.hook.precedence:
             lines += [
-                "# Jobs reached before through the hook (see the end of this file).",
+                "# Jobs reached before through the hook (see the end of this file): first, as",
+                "# the lines below set options for every host.",
                 SCOPE_RESET,
-                f"Include {self.hook.hosts_glob}",
+                f"Include {self.hook.hosts_file}",
             ]
         lines.append(SCOPE_RESET)
         body = "\n".join(lines).encode("utf-8") + b"\n"
@@ -96,7 +102,7 @@ class Section:
             HOOK_BEGIN_ADDED if newline_added else HOOK_BEGIN,
             f"{HOOK_META}{self.hook.state_dir}".encode(),
             f'Match originalhost "{patterns}" exec "{command}"'.encode(),
-            f"    Include {self.hook.hosts_glob} {self.hook.failed_glob}".encode(),
+            f"    Include {self.hook.fresh_file}".encode(),
             HOOK_END,
         ]
         return (b"\n" if newline_added else b"") + b"\n".join(lines) + b"\n"
@@ -184,11 +190,12 @@ def hook_spec(state_dir: str, *, source: str) -> HookSpec:
     from rescale_ssh import hookconf
 
     checked = validate_state_dir(state_dir, source=source)
-    return HookSpec(program=hookconf.load(checked).program, state_dir=checked)
+    conf = hookconf.load(checked)
+    return HookSpec(program=conf.program, state_dir=checked, precedence=conf.precedence)
 
 
 def validate_state_dir(value: str, *, source: str | None = None) -> str:
-    """The hook's folder appears inside an Include glob: no glob characters of its own, and no
+    """The hook's folder appears in Include lines: no glob characters, and no
     ``%``: OpenSSH 9.2 takes Include arguments without %-token expansion (verified: ``%%``
     stays doubled), so no spelling of a literal ``%`` works there in every version."""
     from rescale_ssh import validate

@@ -75,8 +75,11 @@ def format_record(record: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, data: str) -> bool:
-    """Write ``data`` unless the file already holds exactly that; True when it wrote."""
+def write_atomic(path: str, data: str, *, durable: bool = True) -> bool:
+    """Write ``data`` unless the file already holds exactly that; True when it wrote.
+
+    Readers see the old file or the new one, never a mix (rename). ``durable=False`` skips the
+    fsync, for files that are only of use for a minute anyway."""
     try:
         with open(path, encoding="utf-8") as handle:
             if handle.read() == data:
@@ -90,7 +93,8 @@ def write_atomic(path: str, data: str) -> bool:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:  # noqa: SIM105 - contextlib is one import more on the hook's path

@@ -140,12 +140,9 @@ def forget(settings: Settings, jobs: list[str], current: section.Section, *,
 
 
 def _forget_hook_records(state_dir: str, jobs: list[str]) -> None:
-    import os
-
-    from rescale_ssh import jobcache, store
+    from rescale_ssh import blockfile, hookconf, jobcache
 
     for job in jobs:
         jobcache.drop(state_dir, job)
-        name = store.safe_name("rescale-", job) + ".conf"
-        for folder in ("hosts", "failed"):
-            store.remove(os.path.join(state_dir, folder, name))
+    if jobs:
+        blockfile.forget(hookconf.load(state_dir), jobs)

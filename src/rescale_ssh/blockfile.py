@@ -1,0 +1,264 @@
+"""The two files of Host blocks that the installed config ``Include``s, written by the hook.
+
+OpenSSH reads an ``Include``'s files on every run, for every host, even inside a block that does
+not apply (readconf.c passes SSHCONF_NEVERMATCH down): whatever sits in these files costs every
+``ssh`` the user runs, ``git push`` included (bench/ item 2). So there are exactly two files,
+each named without a glob, and both stay small:
+
+``fresh.conf`` (read right after the hook, under its ``Match``)
+    The blocks that ssh runs need *now*: the job just resolved, or the one that cannot be reached
+    (its proxy explains why). An entry lives :data:`FRESH_FOR` seconds; the file is deleted once
+    every entry is older, so most of the time it does not exist and costs one failed ``stat``.
+
+``hosts.conf`` (read at the end of the managed section; only when the config needs it)
+    Every job resolved through the hook, so that from its second connection on its block comes
+    before the user's ``Host *``. ``install`` adds that ``Include`` only when the user's own
+    config sets an option of ours for every host (``install.shadowing``); otherwise the hook's
+    block wins from the end of the file and this file is not read by anyone.
+
+Both are rendered from the validated cache records (never copied from the files themselves,
+which a same-user attacker could have edited), under one lock, and replaced atomically.
+Standard library only: the hook's warm path reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rescale_ssh import hostblock, jobcache, store
+from rescale_ssh.errors import InvalidValueError
+from rescale_ssh.hookconf import HookConf
+from rescale_ssh.hostblock import HostEntry
+from rescale_ssh.jobcache import OK, Entry
+
+FRESH_FOR = 60.0  # seconds a block stays in fresh.conf (ssh reads it microseconds after the hook)
+MARK = "# rescale-ssh block job="
+HEADER = ("# Written by the rescale-ssh hook from its records (rescale-ssh list, status);\n"
+          "# edits here are overwritten. `rescale-ssh uninstall` removes this file.\n")
+
+
+def block_for(conf: HookConf, job: str, entry: Entry) -> str:
+    """The job's block: where it is, or (a failed entry) a proxy that says why not."""
+    if entry.state == OK and entry.target is not None:
+        lines = hostblock.render(
+            HostEntry(target=entry.target, identity=conf.identity, known_hosts=conf.known_hosts),
+            proxy=hostblock.proxy_lines(job, conf.program, conf.state_dir),
+        )
+    else:
+        lines = hostblock.failure_block(job, conf.program, conf.state_dir)
+    return "\n".join(lines) + "\n"
+
+
+def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None) -> None:
+    """Make sure the ssh run that called the hook reads the job's current block.
+
+    Warm path (nothing changed): read one or two small files, compare, return. Otherwise
+    rewrite what changed, under the lock.
+    """
+    now = time.time() if now is None else now
+    block = block_for(conf, job, entry)
+    reached = entry.state == OK and entry.target is not None
+    hosts_current = True
+    if conf.precedence:
+        found = _find(_read(conf.hosts_file), job)
+        hosts_current = found == block if reached else found is None
+        if hosts_current and reached:
+            # This ssh run read the block at the top of its config, before the hook ran (one
+            # written there since is in fresh.conf too: both are written together).
+            expire(conf, now=now)
+            return
+    if hosts_current and _fresh_enough(conf, _read(conf.fresh_file), job, block, now):
+        return
+    with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        if not hosts_current:
+            _write_hosts(conf, changed={job: entry})
+        _write_fresh(conf, add=job, entry=entry)
+    sweep_later(conf)
+
+
+def fresh_for(conf: HookConf) -> float:
+    """How long a block stays in fresh.conf: longer than any hook run can wait for a lock and
+    the platform, so a block another run wrote while this one waited is still there."""
+    return max(FRESH_FOR, 2 * conf.timeout + 10.0)
+
+
+def forget(conf: HookConf, jobs: list[str]) -> None:
+    """Drop jobs from both files (their records are gone or about to go)."""
+    with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        if conf.precedence:
+            _write_hosts(conf, dropped=set(jobs))
+        _write_fresh(conf, dropped=set(jobs))
+
+
+def rebuild(conf: HookConf) -> None:
+    """Both files from the records, as ``conf`` wants them (``install`` may have just turned
+    ``precedence`` on or off)."""
+    with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        if conf.precedence:
+            _write_hosts(conf)
+        else:
+            store.remove(conf.hosts_file)
+        _write_fresh(conf)
+
+
+def expire(conf: HookConf, *, now: float | None = None) -> None:
+    """Delete fresh.conf once every entry in it is older than :data:`FRESH_FOR` (one ``stat``
+    when there is nothing to do): between hook runs it must not cost other hosts anything."""
+    clock = time.time() if now is None else now
+    try:
+        written = os.stat(conf.fresh_file).st_mtime
+    except OSError:
+        return
+    if abs(clock - written) < fresh_for(conf):
+        return
+    with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        _write_fresh(conf, now=now)
+
+
+def sweep_later(conf: HookConf) -> None:
+    """Make sure fresh.conf is deleted once its entries are stale, even if no hook runs again.
+
+    One sweeper per state folder (it holds ``locks/sweeper``): a process detached from ssh
+    (new session, /dev/null for every stream, so nothing waits for it) that sleeps until the
+    newest entry is stale, prunes, and exits when the file is gone: at most a minute or so
+    after the last hook run. Where there is no fork (Windows), the next hook run prunes.
+    """
+    if not hasattr(os, "fork"):
+        return
+    import fcntl
+
+    lock = os.path.join(conf.state_dir, "locks", "sweeper")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)  # a sweeper is at work: it sees the new entries when it wakes
+        return
+    child = os.fork()
+    if child:
+        os.close(fd)  # the lock stays with the sweeper's copy of the descriptor
+        os.waitpid(child, 0)
+        return
+    try:  # the first child: detach, then leave the work to a grandchild init adopts
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):
+            os.dup2(null, stream)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 65536)
+        if os.fork() == 0:
+            _sweep(conf)
+    finally:
+        os._exit(0)
+
+
+def _sweep(conf: HookConf) -> None:
+    os.chdir("/")
+    window = fresh_for(conf)
+    while True:
+        stamps = [at for _, at in jobs_in(_read(conf.fresh_file))]
+        if not stamps:
+            return
+        wait = max(stamps) + window - time.time()
+        time.sleep(min(max(wait, 0.0), window) + 0.5)  # never long: a clock set back
+        with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+            _write_fresh(conf)
+
+
+def jobs_in(text: str) -> list[tuple[str, float]]:
+    """(job, written at) of each block in a file's text, in order."""
+    found = []
+    for line in text.split("\n"):
+        if line.startswith(MARK):
+            job, _, rest = line[len(MARK):].partition(" at=")
+            try:
+                at = float(rest) if rest else 0.0
+            except ValueError:
+                at = 0.0
+            found.append((job, at))
+    return found
+
+
+def _lock(conf: HookConf) -> str:
+    return os.path.join(conf.state_dir, "locks", "blocks")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _find(text: str, job: str, at: str = "") -> str | None:
+    """The block after ``job``'s mark (``at`` is the rest of the mark: `` at=...`` in
+    fresh.conf), up to the next mark; None when the job has none."""
+    mark = f"{MARK}{job}{at}\n"
+    if text.startswith(mark):
+        start = len(mark)
+    else:
+        found = text.find(f"\n{mark}")
+        if found < 0:
+            return None
+        start = found + 1 + len(mark)
+    stop = text.find(f"\n{MARK}", start)
+    return text[start:] if stop < 0 else text[start : stop + 1]
+
+
+def _fresh_enough(conf: HookConf, text: str, job: str, block: str, now: float) -> bool:
+    """The job's current block is in fresh.conf and stays there long enough for this ssh run
+    to read it (another hook run drops entries older than FRESH_FOR)."""
+    for name, at in reversed(jobs_in(text)):
+        if name == job:
+            young = abs(now - at) < fresh_for(conf) / 2
+            return young and _find(text, job, f" at={at:.3f}") == block
+    return False
+
+
+def _entry(conf: HookConf, job: str) -> Entry | None:
+    try:
+        return jobcache.load(conf.state_dir, job)
+    except InvalidValueError:
+        return None  # the hook refuses it (and explains) when that job is used next
+
+
+def _write_hosts(conf: HookConf, *, changed: dict[str, Entry] | None = None,
+                 dropped: set[str] | None = None) -> None:
+    """hosts.conf from every record of a job that was reached (a failed one is left out: its
+    block below, in fresh.conf, explains it)."""
+    changed = changed or {}
+    parts = [HEADER]
+    for job in sorted(set(jobcache.cached_jobs(conf.state_dir)) | set(changed)):
+        if dropped and job in dropped:
+            continue
+        entry = changed[job] if job in changed else _entry(conf, job)
+        if entry is not None and entry.state == OK and entry.target is not None:
+            parts.append(f"{MARK}{job}\n{block_for(conf, job, entry)}")
+    store.write_atomic(conf.hosts_file, "".join(parts))
+
+
+def _write_fresh(conf: HookConf, *, add: str | None = None, entry: Entry | None = None,
+                 dropped: set[str] | None = None, now: float | None = None) -> None:
+    """fresh.conf: the entries younger than :func:`fresh_for` (rendered again from their
+    records) plus ``add``; deleted when nothing is left. Called with the lock held: ``now`` is
+    taken here, so an entry written by a run that got the lock first is never "from the
+    future" and dropped."""
+    now = time.time() if now is None else now
+    keep: dict[str, float] = {}
+    for job, at in jobs_in(_read(conf.fresh_file)):
+        young = abs(now - at) < fresh_for(conf)  # from the future: a clock set back
+        if young and job != add and not (dropped and job in dropped):
+            keep[job] = at
+    parts = []
+    for job, at in sorted(keep.items(), key=lambda item: item[1]):
+        current = _entry(conf, job)
+        if current is not None:
+            parts.append(f"{MARK}{job} at={at:.3f}\n{block_for(conf, job, current)}")
+    if add is not None and entry is not None:
+        parts.append(f"{MARK}{add} at={now:.3f}\n{block_for(conf, add, entry)}")
+    if parts:
+        store.write_atomic(conf.fresh_file, HEADER + "".join(parts), durable=False)
+    else:
+        store.remove(conf.fresh_file)
