@@ -104,7 +104,7 @@ sys.stdout.buffer.write(Section(entries=entries).render())
 # Publishes blocks exactly as the hook does after resolving a job (blockfile.py).
 PUBLISH_BLOCKS = """\
 import sys, time
-from rescale_ssh import hook, hookconf
+from rescale_ssh import hook, hookconf, jobcache
 from rescale_ssh.jobcache import OK, Entry
 from rescale_ssh.target import Target
 
@@ -113,7 +113,9 @@ for i in range(int(sys.argv[2])):
     job = f"Cached{i:04d}"
     target = Target.checked(job=job, user=f"uprod_{job}", host=f"10.1.{i // 256}.{i % 256}",
                             port=22, workdir=None, source="bench")
-    hook.publish(conf, job, Entry(state=OK, resolved=time.time(), target=target))
+    entry = Entry(state=OK, resolved=time.time(), target=target)
+    jobcache.save(conf.state_dir, job, entry)
+    hook.publish(conf, job, entry)
 """
 CACHED_JOBS = 100
 

@@ -350,7 +350,9 @@ def test_a_config_that_sets_user_for_every_host_gets_the_jobs_first(
     assert result.stdout.strip() == sshd.user
     assert ssh_config_of(str(ssh_config), "other.example")["user"] == ["nobody-here"]
     hosts = (state_dir(isolated_home) / "hosts.conf").read_text()
-    assert "Host rescale-Pre1\n" in hosts
+    # Only what the user's config would take first: every other ssh run reads this file.
+    assert f"# rescale-ssh block job=Pre1\nHost rescale-Pre1\n    User {sshd.user}\n" in hosts
+    assert "HostName" not in hosts
 
 
 def test_other_hosts_read_nothing_of_the_hook_between_its_runs(

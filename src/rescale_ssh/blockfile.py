@@ -11,10 +11,12 @@ each named without a glob, and both stay small:
     every entry is older, so most of the time it does not exist and costs one failed ``stat``.
 
 ``hosts.conf`` (read at the end of the managed section; only when the config needs it)
-    Every job resolved through the hook, so that from its second connection on its block comes
-    before the user's ``Host *``. ``install`` adds that ``Include`` only when the user's own
-    config sets an option of ours for every host (``install.shadowing``); otherwise the hook's
-    block wins from the end of the file and this file is not read by anyone.
+    Every job resolved through the hook, so that from its second connection on it wins over the
+    user's ``Host *``. ``install`` adds that ``Include`` only when the user's own config sets
+    options of ours for every host (``install.shadowing``; they are ``conf.precedence``), and
+    each job's entry here holds only its ``Host`` line and those options (``User``, say): two
+    lines a job, not fifteen. Everything else comes from fresh.conf, as in every other config,
+    where the hook's block wins from the end of the file and nobody reads this file.
 
 Both are rendered from the validated cache records (never copied from the files themselves,
 which a same-user attacker could have edited), under one lock, and replaced atomically.
@@ -50,6 +52,17 @@ def block_for(conf: HookConf, job: str, entry: Entry) -> str:
     return "\n".join(lines) + "\n"
 
 
+def top_block(conf: HookConf, job: str, entry: Entry) -> str:
+    """The job's entry in hosts.conf: its Host lines and the options the user's config sets for
+    every host (a ProxyJump there competes with our ProxyCommand: then that goes first too)."""
+    keep = set(conf.precedence)
+    if keep & {"proxyjump", "proxycommand"}:
+        keep |= {"proxycommand", "proxyusefdpass"}
+    lines = [line for line in block_for(conf, job, entry).split("\n")
+             if line.startswith("Host ") or line.strip().partition(" ")[0].lower() in keep]
+    return "\n".join(lines) + "\n"
+
+
 def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None) -> None:
     """Make sure the ssh run that called the hook reads the job's current block.
 
@@ -58,16 +71,11 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
     """
     now = time.time() if now is None else now
     block = block_for(conf, job, entry)
-    reached = entry.state == OK and entry.target is not None
     hosts_current = True
     if conf.precedence:
         found = _find(_read(conf.hosts_file), job)
-        hosts_current = found == block if reached else found is None
-        if hosts_current and reached:
-            # This ssh run read the block at the top of its config, before the hook ran (one
-            # written there since is in fresh.conf too: both are written together).
-            expire(conf, now=now)
-            return
+        reached = entry.state == OK and entry.target is not None
+        hosts_current = found == top_block(conf, job, entry) if reached else found is None
     if hosts_current and _fresh_enough(conf, _read(conf.fresh_file), job, block, now):
         return
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
@@ -227,7 +235,7 @@ def _entry(conf: HookConf, job: str) -> Entry | None:
 def _write_hosts(conf: HookConf, *, changed: dict[str, Entry] | None = None,
                  dropped: set[str] | None = None) -> None:
     """hosts.conf from every record of a job that was reached (a failed one is left out: its
-    block below, in fresh.conf, explains it)."""
+    block in fresh.conf explains it)."""
     changed = changed or {}
     parts = [HEADER]
     for job in sorted(set(jobcache.cached_jobs(conf.state_dir)) | set(changed)):
@@ -235,7 +243,7 @@ def _write_hosts(conf: HookConf, *, changed: dict[str, Entry] | None = None,
             continue
         entry = changed[job] if job in changed else _entry(conf, job)
         if entry is not None and entry.state == OK and entry.target is not None:
-            parts.append(f"{MARK}{job}\n{block_for(conf, job, entry)}")
+            parts.append(f"{MARK}{job}\n{top_block(conf, job, entry)}")
     store.write_atomic(conf.hosts_file, "".join(parts))
 
 

@@ -208,9 +208,16 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
     from rescale_ssh import install
 
     shadowed = install.shadowing(config)  # on a copy without our regions: no hook runs
-    if shadowed and not current.hook.precedence:
+    from rescale_ssh import hookconf
+
+    try:
+        first = set(hookconf.load(current.hook.state_dir).precedence)
+    except RescaleSSHError:
+        first = set()
+    new = [key for key in shadowed if key not in first]
+    if new:
         report.add("hook", FAIL, "your config sets "
-                   f"{', '.join(shadowed)} for every host, and it did not when the hook was "
+                   f"{', '.join(new)} for every host, and it did not when the hook was "
                    "installed: every connection through the hook now gets your values",
                    "`rescale-ssh install` again puts the jobs' blocks first; or exclude the "
                    "jobs from those lines: `Host * !rescale-*`")

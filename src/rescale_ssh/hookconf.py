@@ -41,7 +41,7 @@ class HookConf:
         failure_ttl: float = DEFAULT_FAILURE_TTL,
         timeout: float = DEFAULT_TIMEOUT,
         wait: float = DEFAULT_WAIT,
-        precedence: bool = False,
+        precedence: tuple[str, ...] = (),
     ) -> None:
         self.state_dir = state_dir
         self.python = python
@@ -64,7 +64,8 @@ class HookConf:
     @property
     def hosts_file(self) -> str:
         """Blocks of every job reached through the hook; included at the end of the managed
-        section only when ``precedence`` is on (blockfile.py)."""
+        section only when the user's config sets some of our options for every host: those
+        options (lowercase ssh keywords) are ``precedence`` (blockfile.py)."""
         return os.path.join(self.state_dir, HOSTS_FILE)
 
     @property
@@ -85,7 +86,7 @@ class HookConf:
                 "failure_ttl": f"{self.failure_ttl:g}",
                 "timeout": f"{self.timeout:g}",
                 "wait": f"{self.wait:g}",
-                "precedence": "yes" if self.precedence else "no",
+                "precedence": ",".join(self.precedence),
             }
         )
 
@@ -126,5 +127,6 @@ def load(state_dir: str) -> HookConf:
         failure_ttl=number("failure_ttl", DEFAULT_FAILURE_TTL),
         timeout=number("timeout", DEFAULT_TIMEOUT),
         wait=number("wait", DEFAULT_WAIT),
-        precedence=record.get("precedence") == "yes",
+        precedence=tuple(word for word in record.get("precedence", "").split(",")
+                         if word.isascii() and word.isalpha()),
     )

@@ -57,7 +57,7 @@ def program() -> tuple[str, str]:
 
 
 def hook_conf(settings: Settings, *, timeout: float | None = None,
-              wait: float | None = None, precedence: bool = False) -> HookConf:
+              wait: float | None = None, precedence: tuple[str, ...] = ()) -> HookConf:
     state_dir = section.validate_state_dir(str(paths.state_dir()))
     python, launcher = program()
     platform = ""
@@ -81,8 +81,9 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
             wait: float | None = None) -> InstallResult:
     path = settings.ssh_config
     shadowed = shadowing(path)
-    conf = hook_conf(settings, timeout=timeout, wait=wait, precedence=bool(shadowed))
-    spec = HookSpec(program=conf.program, state_dir=conf.state_dir, precedence=conf.precedence)
+    conf = hook_conf(settings, timeout=timeout, wait=wait, precedence=tuple(shadowed))
+    spec = HookSpec(program=conf.program, state_dir=conf.state_dir,
+                    precedence=bool(conf.precedence))
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))

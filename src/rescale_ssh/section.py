@@ -191,7 +191,7 @@ def hook_spec(state_dir: str, *, source: str) -> HookSpec:
 
     checked = validate_state_dir(state_dir, source=source)
     conf = hookconf.load(checked)
-    return HookSpec(program=conf.program, state_dir=checked, precedence=conf.precedence)
+    return HookSpec(program=conf.program, state_dir=checked, precedence=bool(conf.precedence))
 
 
 def validate_state_dir(value: str, *, source: str | None = None) -> str:
