@@ -7,13 +7,15 @@ the connected socket back (SCM_RIGHTS) and exit, so no byte of the session passe
 With ``--state DIR --job JOB`` the cached address of the job wins over HOST/PORT (a block read
 from an older include may be stale); a refused or timed-out connection refreshes the job once
 (its cluster may have been replaced) before giving up, and a job that cannot be reached is
-explained in one line. Standard library only.
+explained in one line. Standard library only, and not even the ``socket`` module: it imports
+enum, selectors and more (~6 ms, on every connection); ``_socket``, the C module under it, has
+everything used here.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import stat
 import sys
 import time
@@ -81,7 +83,7 @@ def main(argv: list[str]) -> int:
     return relay(sock)
 
 
-def connect_for(opts: Options) -> socket.socket:
+def connect_for(opts: Options) -> _socket.socket:
     if opts.job is None or opts.state is None:
         return connect(opts.host, opts.port, wait=opts.wait or 0.0)
     from rescale_ssh import hook, hookconf
@@ -114,17 +116,14 @@ def connect_for(opts: Options) -> socket.socket:
         return connect(entry.target.host, entry.target.port, wait=wait)
 
 
-def connect(host: str, port: int, *, wait: float = 0.0) -> socket.socket:
+def connect(host: str, port: int, *, wait: float = 0.0) -> _socket.socket:
     """A connected TCP socket; with ``wait`` keep trying that long (a cluster still booting)."""
     deadline = time.monotonic() + wait
     announced = False
     while True:
         remaining = deadline - time.monotonic()
         try:
-            # bytes: a str host makes the socket module import the idna codec (~3 ms); hosts
-            # here are validated ASCII.
-            address = (host.encode("ascii"), port)  # getaddrinfo takes bytes; typeshed says str
-            return socket.create_connection(address, timeout=CONNECT_TIMEOUT)  # type: ignore[arg-type]
+            return open_connection(host, port, CONNECT_TIMEOUT)
         except OSError as exc:
             problem = describe(exc)
             if remaining <= RETRY_EVERY:
@@ -137,12 +136,30 @@ def connect(host: str, port: int, *, wait: float = 0.0) -> socket.socket:
         time.sleep(RETRY_EVERY)
 
 
+def open_connection(host: str, port: int, timeout: float) -> _socket.socket:
+    """socket.create_connection, on ``_socket``: each address of ``host`` in turn."""
+    # bytes: a str host would import the idna codec (~3 ms); hosts here are validated ASCII.
+    infos = _socket.getaddrinfo(host.encode("ascii"), port, 0, _socket.SOCK_STREAM)
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in infos:
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            sock.settimeout(None)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error
+
+
 def describe(exc: OSError) -> str:
-    if isinstance(exc, socket.timeout):
+    if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, socket.gaierror):
+    if isinstance(exc, _socket.gaierror):
         return "host name not found"
     return exc.strerror or type(exc).__name__
 
@@ -153,19 +170,24 @@ def explain(message: str, hint: str | None) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
-def hand_over(sock: socket.socket) -> bool:
+def hand_over(sock: _socket.socket) -> bool:
     """Pass the socket to ssh through stdout when it is a Unix socket (ProxyUseFdpass);
     False when that is impossible and the caller must relay."""
     sock.settimeout(None)
-    if not (hasattr(socket, "send_fds") and stat.S_ISSOCK(os.fstat(1).st_mode)):
+    if not (hasattr(_socket, "SCM_RIGHTS") and stat.S_ISSOCK(os.fstat(1).st_mode)):
         return False
-    with socket.socket(fileno=os.dup(1)) as channel:
-        socket.send_fds(channel, [b"\0"], [sock.fileno()])
+    channel = _socket.socket(fileno=os.dup(1))
+    try:
+        # socket.send_fds, without the module: one byte of data, the descriptor as a C int.
+        rights = sock.fileno().to_bytes(4, sys.byteorder, signed=True)
+        channel.sendmsg([b"\0"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+    finally:
+        channel.close()
     sock.close()
     return True
 
 
-def relay(sock: socket.socket) -> int:
+def relay(sock: _socket.socket) -> int:
     """Copy stdin → socket and socket → stdout until both directions end."""
     import contextlib
     import threading
@@ -178,7 +200,7 @@ def relay(sock: socket.socket) -> int:
             pass
         finally:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+                sock.shutdown(_socket.SHUT_WR)
 
     thread = threading.Thread(target=upstream, daemon=True)
     thread.start()
