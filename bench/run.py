@@ -940,7 +940,7 @@ def watch_processes(argv: list[str], env: dict[str, str], dest: Path) -> dict[st
 def bench_data(ctx: Ctx) -> ItemResult:
     result = ItemResult("data", "Data path")
     size = (50 if ctx.quick else 200) * MB
-    reps = ctx.reps(12, 3)
+    reps = ctx.reps(25, 3)
     server = loopback_sshd.start(ctx.root / "sshd")
     try:
         dest_root = ctx.fast_root / "dest"
