@@ -227,7 +227,7 @@ def verdict(ok: bool) -> str:
 class Cmd:
     argv: list[str]
     env: dict[str, str]
-    prepare: Callable[[], None] | None = None  # untimed, before every run
+    prepare: Callable[[], object] | None = None  # untimed, before every run
     expect: int | None = 0  # None: any exit status
 
 
@@ -432,11 +432,11 @@ class Sandbox:
 def hook_argv(config: Path, alias: str) -> list[str]:
     """The command of the config's ``Match ... exec "..."`` line, as ssh would run it for
     ``alias`` (``%n`` is the alias, ``%%`` a ``%``)."""
+    tokens = {"%": "%", "n": alias}
     for line in config.read_text().splitlines():
         if line.startswith("Match ") and ' exec "' in line:
             command = line.split(' exec "', 1)[1].rsplit('"', 1)[0]
-            expanded = re.sub(r"%(.)", lambda m, alias=alias: {"%": "%", "n": alias}.get(
-                m.group(1), m.group(0)), command)
+            expanded = re.sub(r"%(.)", lambda m: tokens.get(m.group(1), m.group(0)), command)
             return shlex.split(expanded)
     raise BenchError(f"no Match exec line in {config}")
 
@@ -517,6 +517,17 @@ def rss_row(hook: list[int] | None, python: list[int] | None) -> Row:
 SHADOWING_CONFIG = USER_CONFIG + "    User everyone\n"  # sets User for every host
 
 
+def instructions(argv: list[str], env: dict[str, str]) -> int | None:
+    """Instructions the program executes (valgrind's lackey): exact, unlike a wall time."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    proc = subprocess.run([valgrind, "--tool=lackey", "--basic-counts=yes", *argv], env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    found = re.search(r"guest instrs:\s+([\d,]+)", proc.stderr)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
 def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
     result = ItemResult("hook-unrelated", "Hook, unrelated host")
     sb = Sandbox(ctx, "hook-unrelated")
@@ -565,23 +576,28 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
         "shadow_plain": ssh_g(shadow, shadow_plain),
     }, reps)
     stats: dict[str, Any] = {}
+    base = samples["plain"].times
+    # "Measurable" = told apart from the difference between two identical configs in this run:
+    # the Δ's 95 % interval and the A/A control's do not overlap.
+    aa_low, aa_high = bootstrap_median_diff(samples["plain_copy"].times, base)
 
     def compare(name: str, label: str, times: list[float], base: list[float], base_label: str,
                 *, budget: str = "no measurable Δ", judged: bool = True) -> None:
         low, high = bootstrap_median_diff(times, base)
         diff = statistics.median(times) - statistics.median(base)
-        within = low <= 0 <= high
-        stats[name] = {"median_diff_s": diff, "ci95_s": [low, high], "within_noise": within}
+        within = low <= aa_high and aa_low <= high
+        stats[name] = {"median_diff_s": diff, "ci95_s": [low, high], "within_noise": within,
+                       "contains_zero": low <= 0 <= high}
         result.rows.append(Row(
             "2", label, fmt_time(times), f"{base_label} {fmt_time(base)}",
             fmt_ratio(ratio(times, base)), budget,
             verdict(within and not hook_ran) if judged else "info"))
         result.notes.append(
-            f"{label}: Δ median {diff * 1e6:+.0f} µs, 95 % bootstrap CI "
+            f"{label}: Δ median {diff * 1e6:+.0f} µs "
+            f"({diff / statistics.median(base) * 100:+.1f} %), 95 % bootstrap CI "
             f"[{low * 1e6:+.0f}, {high * 1e6:+.0f}] µs: "
-            + ("within noise." if within else "measurable."))
+            + ("within the A/A noise." if within else "measurable."))
 
-    base = samples["plain"].times
     compare("aa_control", "A/A control: the config without the hook, a copy of the same file",
             samples["plain_copy"].times, base, "config without the hook", budget="–",
             judged=False)
@@ -597,6 +613,22 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
             f"first: `Include hosts.conf`), {CACHED_JOBS} jobs reached earlier",
             samples["shadow_cached"].times, samples["shadow_plain"].times,
             "that config without the hook")
+    counts = {name: instructions([ctx.ssh, "-G", "-F", str(config), UNRELATED], box.env)
+              for name, box, config in (("plain", sb, plain), ("hooked", sb, sb.config),
+                                        ("shadow_plain", shadow, shadow_plain),
+                                        ("shadow_cached", shadow, shadow.config))}
+    exact = {name: count for name, count in counts.items() if count is not None}
+    if len(exact) == len(counts):
+        for name, base_name, label in (
+                ("hooked", "plain", "hook installed"),
+                ("shadow_cached", "shadow_plain", f"config setting User for every host, "
+                                                  f"{CACHED_JOBS} jobs")):
+            extra = exact[name] - exact[base_name]
+            result.rows.append(Row(
+                "2", f"instructions ssh executes for `ssh -G {UNRELATED}`: {label} "
+                "(valgrind, exact)", f"{exact[name]:,}", f"without the hook "
+                f"{exact[base_name]:,}", f"+{extra:,} (+{extra / exact[base_name] * 100:.2f} %)"))
+        stats["instructions"] = exact
     result.rows.append(Row("2", "hook run for the unrelated host (`ssh -v`: Executing command)",
                            "yes" if hook_ran else "no", "no", budget="no",
                            verdict=verdict(not hook_ran)))
@@ -837,7 +869,7 @@ def bench_edit(ctx: Ctx) -> ItemResult:
 
 
 def profile_cli(ctx: Ctx, args: list[str], env: dict[str, str], *,
-                prepare: Callable[[], None] | None = None, top: int = 12) -> str:
+                prepare: Callable[[], object] | None = None, top: int = 12) -> str:
     """The top functions by own time of one CLI run (cProfile), as a code block."""
     if prepare is not None:
         prepare()

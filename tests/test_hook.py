@@ -378,6 +378,45 @@ def test_other_hosts_read_nothing_of_the_hook_between_its_runs(
     assert platform.count("/api/v2/jobs/Gone1/instances/") == 1
 
 
+def test_the_sweeper_deletes_fresh_conf_once_it_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real sweeper (forked here, as the hook forks it), with a one-second window."""
+    import fcntl
+
+    from rescale_ssh import blockfile, jobcache
+    from rescale_ssh.hookconf import HookConf
+    from rescale_ssh.target import Target
+
+    monkeypatch.setattr(blockfile, "FRESH_FOR", 1.0)
+    state = tmp_path / "state"
+    conf = HookConf(state_dir=str(state), python="", launcher="/opt/rescale-ssh",
+                    identity=None, known_hosts=str(state / "known_hosts"), timeout=0.0)
+    assert blockfile.fresh_for(conf) == 5.0
+    entry = jobcache.Entry(state=jobcache.OK, resolved=time.time(),
+                           target=Target("Sw1", "uprod_Sw1", "127.0.0.1", 22, "/enc/x", ()))
+    jobcache.save(str(state), "Sw1", entry)
+    started = time.monotonic()
+    blockfile.publish(conf, "Sw1", entry)  # forks the sweeper
+    assert (state / "fresh.conf").exists()
+    with open(state / "locks" / "sweeper", "rb") as lock:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # the sweeper holds it
+        while (state / "fresh.conf").exists() and time.monotonic() - started < 20:
+            time.sleep(0.1)
+        gone = time.monotonic() - started
+        assert not (state / "fresh.conf").exists()
+        assert 5.0 <= gone < 10.0, gone
+        while time.monotonic() - started < 25:  # and then it exits, letting go of its lock
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the sweeper is still running")
+
+
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,
                                        sshd: SSHServer) -> None:
     head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,

@@ -88,7 +88,7 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
 def fresh_for(conf: HookConf) -> float:
     """How long a block stays in fresh.conf: longer than any hook run can wait for a lock and
     the platform, so a block another run wrote while this one waited is still there."""
-    return max(FRESH_FOR, 2 * conf.timeout + 10.0)
+    return max(FRESH_FOR, 2 * conf.timeout + 5.0)
 
 
 def forget(conf: HookConf, jobs: list[str]) -> None:
@@ -143,7 +143,11 @@ def sweep_later(conf: HookConf) -> None:
     except BlockingIOError:
         os.close(fd)  # a sweeper is at work: it sees the new entries when it wakes
         return
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError:  # no process to spare: the next hook run prunes instead
+        os.close(fd)
+        return
     if child:
         os.close(fd)  # the lock stays with the sweeper's copy of the descriptor
         os.waitpid(child, 0)
@@ -170,6 +174,8 @@ def _sweep(conf: HookConf) -> None:
             return
         wait = max(stamps) + window - time.time()
         time.sleep(min(max(wait, 0.0), window) + 0.5)  # never long: a clock set back
+        if not os.path.exists(conf.fresh_file):
+            return  # gone meanwhile (uninstall): do not make the folders again for a lock
         with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
             _write_fresh(conf)
 
