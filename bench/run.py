@@ -601,33 +601,43 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
     compare("aa_control", "A/A control: the config without the hook, a copy of the same file",
             samples["plain_copy"].times, base, "config without the hook", budget="–",
             judged=False)
+    # The budget, read exactly: ssh's own work grows by less than 1 % (instructions executed,
+    # counted by valgrind: no noise). Wall times are too noisy on a shared machine to resolve
+    # a few tens of µs: they are shown, judged only when valgrind is missing (then
+    # "measurable" means told apart from the A/A control).
+    counts = {name: instructions([ctx.ssh, "-G", "-F", str(config), UNRELATED], box.env)
+              for name, box, config in (("plain", sb, plain), ("hooked", sb, sb.config),
+                                        ("hooked_cached", cached, cached.config),
+                                        ("shadow_plain", shadow, shadow_plain),
+                                        ("shadow_cached", shadow, shadow.config))}
+    exact = {name: count for name, count in counts.items() if count is not None}
+    by_wall = len(exact) < len(counts)
     compare("hooked", f"`ssh -G {UNRELATED}`, hook installed", samples["hooked"].times, base,
-            "config without the hook")
+            "config without the hook", judged=by_wall)
     compare("hooked_cached", f"the same, {CACHED_JOBS} jobs reached through the hook more "
             "than a minute earlier", samples["hooked_cached"].times, base,
-            "config without the hook")
+            "config without the hook", judged=by_wall)
     compare("recent", f"the same, within a minute of reaching those {CACHED_JOBS} jobs "
             "(their blocks are still in fresh.conf)", recent["recent"].times,
             recent["plain"].times, "config without the hook", budget="–", judged=False)
     compare("shadow_cached", f"a config that sets User for every host (the jobs' blocks go "
             f"first: `Include hosts.conf`), {CACHED_JOBS} jobs reached earlier",
             samples["shadow_cached"].times, samples["shadow_plain"].times,
-            "that config without the hook")
-    counts = {name: instructions([ctx.ssh, "-G", "-F", str(config), UNRELATED], box.env)
-              for name, box, config in (("plain", sb, plain), ("hooked", sb, sb.config),
-                                        ("shadow_plain", shadow, shadow_plain),
-                                        ("shadow_cached", shadow, shadow.config))}
-    exact = {name: count for name, count in counts.items() if count is not None}
-    if len(exact) == len(counts):
+            "that config without the hook", judged=by_wall)
+    if not by_wall:
         for name, base_name, label in (
                 ("hooked", "plain", "hook installed"),
-                ("shadow_cached", "shadow_plain", f"config setting User for every host, "
+                ("hooked_cached", "plain", f"{CACHED_JOBS} jobs reached more than a minute "
+                                           "earlier"),
+                ("shadow_cached", "shadow_plain", f"a config that sets User for every host, "
                                                   f"{CACHED_JOBS} jobs")):
             extra = exact[name] - exact[base_name]
+            share = extra / exact[base_name]
             result.rows.append(Row(
                 "2", f"instructions ssh executes for `ssh -G {UNRELATED}`: {label} "
-                "(valgrind, exact)", f"{exact[name]:,}", f"without the hook "
-                f"{exact[base_name]:,}", f"+{extra:,} (+{extra / exact[base_name] * 100:.2f} %)"))
+                "(valgrind: exact)", f"{exact[name]:,}", f"without the hook "
+                f"{exact[base_name]:,}", f"+{extra:,} (+{share * 100:.2f} %)",
+                "< 1 %", verdict(share < 0.01 and not hook_ran)))
         stats["instructions"] = exact
     result.rows.append(Row("2", "hook run for the unrelated host (`ssh -v`: Executing command)",
                            "yes" if hook_ran else "no", "no", budget="no",
@@ -637,7 +647,10 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
         f"and `myserver`; {reps} interleaved repeats ({reps // 2} for the first minute). What "
         "the installed config costs every host: the `Match` line (its `originalhost` fails, so "
         "the hook never runs) and one `Include` of a file that exists only for a minute after a "
-        f"hook run (the sweeper deleted it {waited:.0f} s into this item). OpenSSH reads an "
+        f"hook run (the sweeper deleted it {waited:.0f} s into this item). Most of the "
+        "instructions are the `exec` criterion, which OpenSSH 9.2 prepares (token expansion) "
+        "even when `originalhost` has already failed: a `Match originalhost` line without "
+        "`exec` costs a fifth as much (measured with valgrind). OpenSSH reads an "
         "Include's files even inside a block that does not match (readconf.c passes "
         "SSHCONF_NEVERMATCH down), so whatever the hook keeps in an included file costs every "
         "ssh run: in a config that sets User (or another option of ours) for every host, "
