@@ -86,15 +86,23 @@ def main(argv: list[str]) -> int:
 def connect_for(opts: Options) -> _socket.socket:
     if opts.job is None or opts.state is None:
         return connect(opts.host, opts.port, wait=opts.wait or 0.0)
-    from rescale_ssh import hook, hookconf
+    from rescale_ssh import hookconf, jobcache
+    from rescale_ssh.errors import InvalidValueError
     from rescale_ssh.jobcache import OK
 
     conf = hookconf.load(opts.state)  # a str: see store.py on pathlib
     wait = conf.wait if opts.wait is None else opts.wait
     started = time.time()
-    entry = hook.cached(conf, opts.job)
-    if entry is None:
-        entry = hook.ensure(conf, opts.job)
+    try:  # the usual case: the record the hook just used (without importing the hook: ~1.5 ms)
+        entry = jobcache.load(conf.state_dir, opts.job)
+    except InvalidValueError:
+        entry = None
+    if entry is None or entry.state != OK:
+        from rescale_ssh import hook
+
+        entry = hook.cached(conf, opts.job)  # a damaged record becomes an explained failure
+        if entry is None:
+            entry = hook.ensure(conf, opts.job)
     if entry.state != OK or entry.target is None:
         raise RescaleSSHError(entry.reason, entry.hint or None)
     target = entry.target
@@ -102,6 +110,8 @@ def connect_for(opts: Options) -> _socket.socket:
         return connect(target.host, target.port, wait=wait)
     except RescaleSSHError as first:
         # The cluster may have been replaced or stopped since the job was cached: ask again.
+        from rescale_ssh import hook
+
         entry = hook.refresh(conf, opts.job, previous=entry, newer_than=started)
         hook.publish(conf, opts.job, entry)
         if entry.state != OK or entry.target is None:
