@@ -118,6 +118,7 @@ for i in range(int(sys.argv[2])):
     hook.publish(conf, job, entry)
 """
 CACHED_JOBS = 100
+FEW_JOBS = 10
 
 
 class BenchError(RuntimeError):
@@ -547,8 +548,10 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
                b"hosts.conf" in cached.config.read_bytes())
     if layouts != (True, False):
         raise BenchError("install chose the wrong layout for the benchmark's configs")
-    for box in (cached, shadow):
-        run([ctx.python, "-c", PUBLISH_BLOCKS, str(box.state), str(CACHED_JOBS)], box.env)
+    few = Sandbox(ctx, "hook-unrelated-shadowing-few")  # the same config, a more usual count
+    few.install(SHADOWING_CONFIG)
+    for box, count in ((cached, CACHED_JOBS), (shadow, CACHED_JOBS), (few, FEW_JOBS)):
+        run([ctx.python, "-c", PUBLISH_BLOCKS, str(box.state), str(count)], box.env)
     published = (cached.state / "fresh.conf").read_text().count("# rescale-ssh block job=")
     if published != CACHED_JOBS:
         raise BenchError(f"{published} of {CACHED_JOBS} cached blocks were written")
@@ -566,7 +569,7 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
 
     # Within a minute of those hook runs, their blocks are still in fresh.conf.
     recent = interleave({"recent": ssh_g(cached), "plain": ssh_g(sb, plain)}, reps // 2)
-    waited = max(cached.wait_for_sweeper(), shadow.wait_for_sweeper())
+    waited = max(cached.wait_for_sweeper(), shadow.wait_for_sweeper(), few.wait_for_sweeper())
     samples = interleave({
         "hooked": ssh_g(sb),
         "hooked_cached": ssh_g(cached),
@@ -609,7 +612,8 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
               for name, box, config in (("plain", sb, plain), ("hooked", sb, sb.config),
                                         ("hooked_cached", cached, cached.config),
                                         ("shadow_plain", shadow, shadow_plain),
-                                        ("shadow_cached", shadow, shadow.config))}
+                                        ("shadow_cached", shadow, shadow.config),
+                                        ("shadow_few", few, few.config))}
     exact = {name: count for name, count in counts.items() if count is not None}
     by_wall = len(exact) < len(counts)
     compare("hooked", f"`ssh -G {UNRELATED}`, hook installed", samples["hooked"].times, base,
@@ -629,6 +633,8 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
                 ("hooked", "plain", "hook installed"),
                 ("hooked_cached", "plain", f"{CACHED_JOBS} jobs reached more than a minute "
                                            "earlier"),
+                ("shadow_few", "shadow_plain", f"a config that sets User for every host, "
+                                               f"{FEW_JOBS} jobs"),
                 ("shadow_cached", "shadow_plain", f"a config that sets User for every host, "
                                                   f"{CACHED_JOBS} jobs")):
             extra = exact[name] - exact[base_name]

@@ -344,6 +344,21 @@ def test_hook_installed_before_the_config_set_user_for_every_host(
     assert lines_of(cli("doctor"), "hook")[0].startswith("! hook: the hook is installed, but")
 
 
+def test_hook_lines_of_another_version(cli: Cli, platform: FakePlatform, ssh_config: Path,
+                                       local_key: Path, isolated_home: Path) -> None:
+    ssh_config.parent.mkdir(exist_ok=True)
+    ssh_config.write_text("Host mine\n    User me\n")
+    cli("install", "--yes")
+    state = isolated_home / ".local" / "state" / "rescale-ssh"
+    ssh_config.write_bytes(ssh_config.read_bytes().replace(
+        f"Include {state}/fresh.conf".encode(), f"Include {state}/hosts/*.conf".encode()))
+    assert lines_of(cli("doctor"), "hook")[0] == (
+        f"! hook: the rescale-ssh lines in {ssh_config} are not what this version writes (an "
+        "older version wrote them, or they were edited)")
+    cli("install", "--yes")
+    assert lines_of(cli("doctor"), "hook")[0].startswith("· hook: the hook is installed")
+
+
 def test_ascii_terminal(cli: Cli, platform: FakePlatform, local_key: Path) -> None:
     platform.add_job(JOB, public_key=None, host="127.0.0.1", port=free_port())
     result = cli("doctor", JOB, env={"PYTHONIOENCODING": "ascii"}, expect=1)

@@ -417,6 +417,28 @@ def test_the_sweeper_deletes_fresh_conf_once_it_is_stale(
             pytest.fail("the sweeper is still running")
 
 
+def test_a_config_written_by_0_1_0_works_until_install_runs_again(
+    cli: Cli, installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    state = state_dir(isolated_home)
+    old = installed.read_bytes().replace(
+        f"Include {state}/fresh.conf".encode(),
+        f"Include {state}/hosts/*.conf {state}/failed/*.conf".encode())
+    installed.write_bytes(old)
+    (state / "hosts").mkdir(mode=0o700)
+    (state / "failed").mkdir(mode=0o700)
+    platform.add_job("Old01", host="203.0.113.9")
+    platform.add_job("Queued01", status="Queued", cluster_status="Not Started")
+    assert ssh_config_of(str(installed), "rescale-Old01")["hostname"] == ["203.0.113.9"]
+    assert list((state / "hosts").glob("rescale-Old01-*.conf"))
+    result = ssh(installed, "rescale-Queued01", "true")
+    assert "job Queued01 is Queued" in result.stderr
+    cli("install", "--yes")
+    assert not (state / "hosts").exists() and not (state / "failed").exists()
+    assert b"/fresh.conf\n" in installed.read_bytes() and b"hosts/*" not in installed.read_bytes()
+    assert ssh_config_of(str(installed), "rescale-Old01")["hostname"] == ["203.0.113.9"]
+
+
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,
                                        sshd: SSHServer) -> None:
     head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,

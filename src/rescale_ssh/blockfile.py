@@ -71,6 +71,7 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
     """
     now = time.time() if now is None else now
     block = block_for(conf, job, entry)
+    _legacy(conf, job, entry, block)
     hosts_current = True
     if conf.precedence:
         found = _find(_read(conf.hosts_file), job)
@@ -83,6 +84,24 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
             _write_hosts(conf, changed={job: entry})
         _write_fresh(conf, add=job, entry=entry)
     sweep_later(conf)
+
+
+LEGACY = ("hosts", "failed")  # 0.1.0: one file per job, named by an Include glob
+
+
+def _legacy(conf: HookConf, job: str, entry: Entry, block: str) -> None:
+    """A config written by 0.1.0 includes ``<state>/hosts/*.conf`` and ``failed/*.conf``: keep
+    it working until ``install`` runs again (which removes those folders; one ``stat`` here)."""
+    if not os.path.isdir(os.path.join(conf.state_dir, LEGACY[0])):
+        return
+    name = store.safe_name("rescale-", job) + ".conf"
+    good, bad = (os.path.join(conf.state_dir, folder, name) for folder in LEGACY)
+    if entry.state == OK and entry.target is not None:
+        store.write_atomic(good, block)
+        store.remove(bad)
+    else:
+        store.write_atomic(bad, block)
+        store.remove(good)
 
 
 def fresh_for(conf: HookConf) -> float:

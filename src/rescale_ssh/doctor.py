@@ -207,6 +207,17 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
         return
     from rescale_ssh import install
 
+    located = section.locate(data, path=str(config))
+    written = [data[span.start : span.stop] for span in (located.top, located.hook) if span]
+    wanted = [region for region in (
+        current.render(),
+        current.render_hook(newline_added=bool(located.hook and located.hook.flag)))
+        if region]
+    if written != wanted:
+        report.add("hook", WARN, f"the rescale-ssh lines in {config} are not what this version "
+                   "writes (an older version wrote them, or they were edited)",
+                   "`rescale-ssh install` again rewrites them")
+        return
     shadowed = install.shadowing(config)  # on a copy without our regions: no hook runs
     from rescale_ssh import hookconf
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, hookconf, knownhosts, paths, section
+from rescale_ssh import blockfile, configfile, hookconf, knownhosts, paths, section
 from rescale_ssh import settings as settings_module
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import ConfigError
@@ -25,7 +25,7 @@ from rescale_ssh.settings import Settings
 
 TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, "jobs", "locks", hookconf.FILE,
               "known_hosts")
-LEGACY_FILES = ("hosts", "failed")  # 0.1.0 kept one file per job in these folders
+LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         return section.splice(data, current, path=str(path))
 
     if not dry_run:
-        from rescale_ssh import blockfile, store
+        from rescale_ssh import store
 
         store.ensure_dir(conf.state_dir)
         store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
