@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def test_warm_path_imports_only_the_standard_library(
 ) -> None:
     platform.add_job("Fotxeb")
     ssh_config_of(str(installed), "rescale-Fotxeb")
-    match = re.search(r'exec "(.*)"$', installed.read_text(), re.MULTILINE)
+    match = re.search(r'exec "\[ -e .* \] \|\| (.*)"$', installed.read_text(), re.MULTILINE)
     assert match is not None
     words = [w.strip("'") for w in match.group(1).split()]
     python, flags, launcher = words[0], words[1:3], words[3]
@@ -243,6 +244,7 @@ def test_cache_expires(installed: Path, platform: FakePlatform, isolated_home: P
     ssh_config_of(str(installed), "rescale-Exp1")
     conf = state_dir(isolated_home) / "hook.conf"
     conf.write_text(conf.read_text().replace("ttl=1800", "ttl=0"))
+    shutil.rmtree(state_dir(isolated_home) / "live")  # as `install` does when it changes ttl
     platform.jobs["Exp1"].host = "203.0.113.8"
     # This run refreshes the cache; ssh read the block included at the top before the hook ran
     # (the proxy connects to the cached, fresh address regardless). The next run shows it.
@@ -437,6 +439,30 @@ def test_a_config_written_by_0_1_0_works_until_install_runs_again(
     assert not (state / "hosts").exists() and not (state / "failed").exists()
     assert b"/fresh.conf\n" in installed.read_bytes() and b"hosts/*" not in installed.read_bytes()
     assert ssh_config_of(str(installed), "rescale-Old01")["hostname"] == ["203.0.113.9"]
+
+
+def test_within_a_minute_ssh_needs_no_python(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    """After a hook run, the exec command's shell test finds the job's marker: no hook run
+    (here: a hook.conf the hook would refuse) until the sweeper takes the marker away."""
+    from rescale_ssh import blockfile, hookconf
+
+    platform.add_job("Mark1", host="203.0.113.7", workers=1)
+    assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
+    state = state_dir(isolated_home)
+    assert sorted(p.name for p in (state / "live").iterdir()) == [
+        "rescale-Mark1", "rescale-Mark1-1"]
+    conf = hookconf.load(str(state))
+    good = (state / "hook.conf").read_bytes()
+    (state / "hook.conf").write_text("not a hook.conf\n")
+    assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
+    (state / "hook.conf").write_bytes(good)
+    blockfile.expire(conf, now=time.time() + blockfile.fresh_for(conf) + 1)
+    assert not list((state / "live").iterdir()) and not (state / "fresh.conf").exists()
+    (state / "hook.conf").write_text("not a hook.conf\n")  # now the hook runs, and refuses it
+    assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] != ["203.0.113.7"]
+    (state / "hook.conf").write_bytes(good)
 
 
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,

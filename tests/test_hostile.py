@@ -482,7 +482,12 @@ def test_tampered_cache_records_are_refused(world: World) -> None:
             lines.append(line)
         path.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
         run = ssh(world.config, f"rescale-{job}", "true", closed=world.closed)
-        return key, value, Result([job, key, repr(value)], run.returncode, "", run.stderr)
+        # The job's marker (blockfile.py) let ssh skip the hook: the proxy finds the record
+        # tampered with, says so, and ssh adds its two lines about the missing connection
+        # (the hook's failure block, with LogLevel QUIET, is what the next run reads).
+        ours = "".join(line for line in run.stderr.splitlines(keepends=True)
+                       if not line.startswith(("mm_receive_fd", "proxy dialer")))
+        return key, value, Result([job, key, repr(value)], run.returncode, "", ours)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(tamper_and_ssh, zip(jobs, cases, strict=True)))

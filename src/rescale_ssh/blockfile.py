@@ -32,9 +32,12 @@ from rescale_ssh import hostblock, jobcache, store
 from rescale_ssh.errors import InvalidValueError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.hostblock import HostEntry
-from rescale_ssh.jobcache import OK, Entry
+from rescale_ssh.jobcache import FAILED, OK, Entry
+from rescale_ssh.target import alias_for, worker_alias
 
 FRESH_FOR = 60.0  # seconds a block stays in fresh.conf (ssh reads it microseconds after the hook)
+GRACE = 3.0  # seconds between taking an entry's markers away and taking the entry away
+MARKERS = "live"
 MARK = "# rescale-ssh block job="
 HEADER = ("# Written by the rescale-ssh hook from its records (rescale-ssh list, status);\n"
           "# edits here are overwritten. `rescale-ssh uninstall` removes this file.\n")
@@ -78,12 +81,52 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
         reached = entry.state == OK and entry.target is not None
         hosts_current = found == top_block(conf, job, entry) if reached else found is None
     if hosts_current and _fresh_enough(conf, _read(conf.fresh_file), job, block, now):
+        _mark(conf, job, entry, now)
         return
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
         if not hosts_current:
             _write_hosts(conf, changed={job: entry})
-        _write_fresh(conf, add=job, entry=entry)
+        # Stale entries are the sweeper's to drop (markers first): not where there is none.
+        stale = set() if hasattr(os, "fork") else _stale(conf, time.time())
+        _write_fresh(conf, add=job, entry=entry, drop=stale)
+        _mark(conf, job, entry, now)
     sweep_later(conf)
+
+
+def _mark(conf: HookConf, job: str, entry: Entry, now: float) -> None:
+    """While the job's block is in fresh.conf and its record stays fresh, the config's exec
+    command finds ``<state>/live/<alias>`` and skips Python altogether (a shell test):
+    connections within a minute of each other cost no hook run. Not for a failure (the hook
+    must run again to retry), nor for a record that would outlive its ``ttl`` meanwhile."""
+    lasting = entry.age(now) + fresh_for(conf) + GRACE < conf.ttl
+    if entry.state != OK or entry.target is None or not lasting:
+        _unmark(conf, job)
+        return
+    folder = os.path.join(conf.state_dir, MARKERS)
+    names = [alias_for(job), *(worker_alias(job, index)
+                               for index in range(1, len(entry.target.workers) + 1))]
+    for name in names:
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            store.ensure_dir(folder)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def _unmark(conf: HookConf, job: str) -> None:
+    folder = os.path.join(conf.state_dir, MARKERS)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    alias = alias_for(job)
+    for name in names:
+        if name == alias or (name.startswith(f"{alias}-") and name[len(alias) + 1:].isdigit()):
+            store.remove(os.path.join(folder, name))
+
+
+def _stale(conf: HookConf, now: float) -> set[str]:
+    return {job for job, at in jobs_in(_read(conf.fresh_file))
+            if abs(now - at) >= fresh_for(conf)}
 
 
 LEGACY = ("hosts", "failed")  # 0.1.0: one file per job, named by an Include glob
@@ -115,18 +158,21 @@ def forget(conf: HookConf, jobs: list[str]) -> None:
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
         if conf.precedence:
             _write_hosts(conf, dropped=set(jobs))
-        _write_fresh(conf, dropped=set(jobs))
+        _write_fresh(conf, drop=set(jobs) | _stale(conf, time.time()))
 
 
 def rebuild(conf: HookConf) -> None:
     """Both files from the records, as ``conf`` wants them (``install`` may have just turned
-    ``precedence`` on or off)."""
+    ``precedence`` on or off, or changed the ttl the markers were made for)."""
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        folder = os.path.join(conf.state_dir, MARKERS)
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            store.remove(os.path.join(folder, name))
         if conf.precedence:
             _write_hosts(conf)
         else:
             store.remove(conf.hosts_file)
-        _write_fresh(conf)
+        _write_fresh(conf, drop=_stale(conf, time.time()))
 
 
 def expire(conf: HookConf, *, now: float | None = None) -> None:
@@ -140,7 +186,7 @@ def expire(conf: HookConf, *, now: float | None = None) -> None:
     if abs(clock - written) < fresh_for(conf):
         return
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
-        _write_fresh(conf, now=now)
+        _write_fresh(conf, drop=_stale(conf, clock))
 
 
 def sweep_later(conf: HookConf) -> None:
@@ -195,8 +241,15 @@ def _sweep(conf: HookConf) -> None:
         time.sleep(min(max(wait, 0.0), window) + 0.5)  # never long: a clock set back
         if not os.path.exists(conf.fresh_file):
             return  # gone meanwhile (uninstall): do not make the folders again for a lock
+        # Markers first, then (a grace later) the entries: an ssh whose shell found a marker
+        # reads fresh.conf microseconds later, and must still find the block there.
         with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
-            _write_fresh(conf)
+            stale = _stale(conf, time.time())
+            for job in stale:
+                _unmark(conf, job)
+        time.sleep(GRACE)
+        with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+            _write_fresh(conf, drop=stale & _stale(conf, time.time()))
 
 
 def jobs_in(text: str) -> list[tuple[str, float]]:
@@ -273,22 +326,31 @@ def _write_hosts(conf: HookConf, *, changed: dict[str, Entry] | None = None,
 
 
 def _write_fresh(conf: HookConf, *, add: str | None = None, entry: Entry | None = None,
-                 dropped: set[str] | None = None, now: float | None = None) -> None:
-    """fresh.conf: the entries younger than :func:`fresh_for` (rendered again from their
-    records) plus ``add``; deleted when nothing is left. Called with the lock held: ``now`` is
-    taken here, so an entry written by a run that got the lock first is never "from the
-    future" and dropped."""
-    now = time.time() if now is None else now
+                 drop: set[str] | None = None) -> None:
+    """fresh.conf: its entries (rendered again from their records) but those in ``drop``
+    (whose markers go too), plus ``add`` stamped now; deleted when nothing is left. Called
+    with the lock held: ``now`` is taken here, so stamps only grow."""
+    now = time.time()
+    drop = drop or set()
     keep: dict[str, float] = {}
     for job, at in jobs_in(_read(conf.fresh_file)):
-        young = abs(now - at) < fresh_for(conf)  # from the future: a clock set back
-        if young and job != add and not (dropped and job in dropped):
+        if job != add and job not in drop:
             keep[job] = at
     parts = []
     for job, at in sorted(keep.items(), key=lambda item: item[1]):
         current = _entry(conf, job)
-        if current is not None:
+        if current is None and os.path.exists(jobcache.path_for(conf.state_dir, job)):
+            # A record that no longer reads as valid: its block becomes the failure block (which
+            # says why through the proxy), not nothing, since an ssh that found the marker a
+            # moment ago is about to read this file. The marker goes: the hook runs next time.
+            current = Entry(state=FAILED, resolved=now)
+            _unmark(conf, job)
+        if current is None:
+            drop.add(job)
+        else:
             parts.append(f"{MARK}{job} at={at:.3f}\n{block_for(conf, job, current)}")
+    for job in drop:
+        _unmark(conf, job)
     if add is not None and entry is not None:
         parts.append(f"{MARK}{add} at={now:.3f}\n{block_for(conf, add, entry)}")
     if parts:

@@ -23,8 +23,8 @@ from rescale_ssh.hookconf import HookConf
 from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
 
-TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, "jobs", "locks", hookconf.FILE,
-              "known_hosts")
+TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
+              hookconf.FILE, "known_hosts")
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 

@@ -103,6 +103,8 @@ def connect_for(opts: Options) -> _socket.socket:
         entry = hook.cached(conf, opts.job)  # a damaged record becomes an explained failure
         if entry is None:
             entry = hook.ensure(conf, opts.job)
+        elif entry.state != OK:
+            hook.publish(conf, opts.job, entry)  # the next ssh reads the failure block
     if entry.state != OK or entry.target is None:
         raise RescaleSSHError(entry.reason, entry.hint or None)
     target = entry.target

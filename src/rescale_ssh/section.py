@@ -97,7 +97,11 @@ class Section:
         static = [f"!{alias_for(job)}{tail}" for job in sorted(self.entries) for tail in ("", "-*")]
         patterns = ",".join(["rescale-*", "!*'*", *static])
         state = hostblock.shell_word(self.hook.state_dir, field="state folder")
-        command = f"{hostblock.command(self.hook.program)} hook --state {state} '%n'"
+        # A shell test first: a job whose block the hook wrote in the last minute has a marker
+        # (blockfile.py), and ssh needs no Python at all for it.
+        marker = hostblock.shell_word(f"{self.hook.state_dir}/live/", field="state folder")
+        command = (f"[ -e {marker[:-1]}%n' ] || "
+                   f"{hostblock.command(self.hook.program)} hook --state {state} '%n'")
         lines = [
             HOOK_BEGIN_ADDED if newline_added else HOOK_BEGIN,
             f"{HOOK_META}{self.hook.state_dir}".encode(),
