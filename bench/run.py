@@ -418,6 +418,7 @@ class Sandbox:
                 item.unlink()
         for name in ("hosts.conf", "fresh.conf"):
             (self.state / name).unlink(missing_ok=True)
+        shutil.rmtree(self.state / "live", ignore_errors=True)  # the markers went with them
 
     def wait_for_sweeper(self, limit: float = 200.0) -> float:
         """Wait until the hook's sweeper deleted fresh.conf (a minute after the last hook run);
