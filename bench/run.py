@@ -432,18 +432,13 @@ class Sandbox:
 
 
 def hook_argv(config: Path, alias: str) -> list[str]:
-    """The hook's own command in the config's ``Match ... exec "..."`` line (after the shell
-    test of the job's marker), as ssh would run it for ``alias`` (``%n`` is the alias)."""
-    return shlex.split(exec_command(config, alias).rpartition(" || ")[2])
-
-
-def exec_command(config: Path, alias: str) -> str:
-    """The whole ``exec`` command of the config's Match line, ``%n`` and ``%%`` expanded."""
-    tokens = {"%": "%", "n": alias}
+    """The hook's own command, as the script that the config's ``Match ... exec`` line runs
+    would start it for ``alias`` (the script tests the job's marker first)."""
     for line in config.read_text().splitlines():
         if line.startswith("Match ") and ' exec "' in line:
-            command = line.split(' exec "', 1)[1].rsplit('"', 1)[0]
-            return re.sub(r"%(.)", lambda m: tokens.get(m.group(1), m.group(0)), command)
+            script = shlex.split(line.split(' exec "', 1)[1].rsplit('"', 1)[0])[0]
+            last = Path(script).read_text().splitlines()[-1]
+            return [alias if word == "$1" else word for word in shlex.split(last)[1:]]
     raise BenchError(f"no Match exec line in {config}")
 
 

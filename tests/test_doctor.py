@@ -357,6 +357,10 @@ def test_hook_lines_of_another_version(cli: Cli, platform: FakePlatform, ssh_con
         "older version wrote them, or they were edited)")
     cli("install", "--yes")
     assert lines_of(cli("doctor"), "hook")[0].startswith("· hook: the hook is installed")
+    (state / "hook").unlink()
+    assert lines_of(cli("doctor", expect=1), "hook")[0] == (
+        f"✗ hook: {state / 'hook'}, which the hook's Match line runs, is missing or not "
+        "executable: `ssh rescale-JOB` fails for jobs you did not add")
 
 
 def test_ascii_terminal(cli: Cli, platform: FakePlatform, local_key: Path) -> None:

@@ -126,12 +126,15 @@ def test_warm_path_imports_only_the_standard_library(
 ) -> None:
     platform.add_job("Fotxeb")
     ssh_config_of(str(installed), "rescale-Fotxeb")
-    match = re.search(r'exec "\[ -e .* \] \|\| (.*)"$', installed.read_text(), re.MULTILINE)
-    assert match is not None
-    words = [w.strip("'") for w in match.group(1).split()]
+    match = re.search(r"""exec "'([^']*)' '%n'"$""", installed.read_text(), re.MULTILINE)
+    assert match is not None  # the script install wrote; its last line runs the hook
+    script = Path(match.group(1)).read_text().splitlines()
+    assert script[0] == "#!/bin/sh" and script[-1].startswith("exec ")
+    words = [w.strip("'") for w in script[-1].split()[1:]]
     python, flags, launcher = words[0], words[1:3], words[3]
     assert flags == ["-I", "-S"]
     command = [python, "-I", "-S", "-X", "importtime", launcher, *words[4:-1], "rescale-Fotxeb"]
+    assert words[-1] == '"$1"'
     proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()

@@ -854,6 +854,7 @@ def test_the_hook_command_reaches_the_program_as_its_argv(names: list[str], tmp_
     """Whatever folder names the writer accepts for the program and the state folder, the
     command ssh runs for Match exec (and ProxyCommand) hands the program exactly its words."""
     from rescale_ssh import section, validate
+    from rescale_ssh.hookconf import HookConf
     from rescale_ssh.section import HookSpec
 
     figures("property examples (hook command)", 1)
@@ -871,6 +872,12 @@ def test_the_hook_command_reaches_the_program_as_its_argv(names: list[str], tmp_
     recorder.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{record}'\nexit 1\n")
     recorder.chmod(0o755)
     spec = HookSpec(program=[str(recorder)], state_dir=state_dir)
+    # The Match line runs the script install writes into the state folder; it starts the program.
+    conf = HookConf(state_dir=state_dir, python="", launcher=str(recorder), identity=None,
+                    known_hosts=f"{state_dir}/known_hosts")
+    os.makedirs(state_dir, exist_ok=True)
+    Path(conf.script_file).write_text(conf.script_text())
+    Path(conf.script_file).chmod(0o700)
     config = tmp_path / "config"
     config.write_bytes(Section(hook=spec).render_hook(newline_added=False))
     with contextlib.suppress(FileNotFoundError):

@@ -95,6 +95,8 @@ def test_tool_owned_files_are_private(ssh_config: Path, isolated_home: Path,
             assert mode == 0o700, f"{path} is {mode:04o}"
         elif path.name.endswith(".pub"):
             assert mode == 0o644, f"{path} is {mode:04o}"  # a public key, as ssh-keygen makes it
+        elif path == state / "hook":
+            assert mode == 0o700, f"{path} is {mode:04o}"  # the script the Match line runs
         else:
             assert mode == 0o600, f"{path} is {mode:04o}"
             seen.add(path)

@@ -218,6 +218,12 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
                    "writes (an older version wrote them, or they were edited)",
                    "`rescale-ssh install` again rewrites them")
         return
+    script = os.path.join(current.hook.state_dir, "hook")
+    if not os.access(script, os.X_OK):
+        report.add("hook", FAIL, f"{script}, which the hook's Match line runs, is missing or "
+                   "not executable: `ssh rescale-JOB` fails for jobs you did not add",
+                   "`rescale-ssh install` again writes it")
+        return
     shadowed = install.shadowing(config)  # on a copy without our regions: no hook runs
     from rescale_ssh import hookconf
 

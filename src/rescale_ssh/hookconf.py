@@ -21,6 +21,7 @@ KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "
                   "failure_ttl", "timeout", "wait", "precedence"))
 HOSTS_FILE = "hosts.conf"
 FRESH_FILE = "fresh.conf"
+SCRIPT_FILE = "hook"
 
 
 class HookConf:
@@ -72,6 +73,28 @@ class HookConf:
     def fresh_file(self) -> str:
         """Blocks written in the last minute: included right after the hook (blockfile.py)."""
         return os.path.join(self.state_dir, FRESH_FILE)
+
+    @property
+    def script_file(self) -> str:
+        """What the config's ``Match ... exec`` runs: see :meth:`script_text`."""
+        return os.path.join(self.state_dir, SCRIPT_FILE)
+
+    def script_text(self) -> str:
+        """A POSIX sh script: a job with a marker (blockfile.py) needs no Python; any other
+        name runs the hook. ssh runs ``Match exec`` through ``$SHELL -c``: a one-word command
+        works in every shell, and it keeps the Match line short, which matters because OpenSSH
+        expands the whole exec command for every host that reaches it (bench/ item 2)."""
+        from rescale_ssh.hostblock import command, shell_word
+
+        state = shell_word(self.state_dir, field="state folder")
+        live = shell_word(f"{self.state_dir}/live/", field="state folder")
+        return (
+            "#!/bin/sh\n"
+            "# Written by `rescale-ssh install` (run it again to rewrite this file); ssh runs it\n"
+            "# for rescale-* names from the Match line at the end of your ssh config.\n"
+            f'[ -e {live}"$1" ] && exit 0\n'
+            f'exec {command(self.program)} hook --state {state} "$1"\n'
+        )
 
     def to_text(self) -> str:
         return store.format_record(

@@ -24,7 +24,7 @@ from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
 
 TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
-              hookconf.FILE, "known_hosts")
+              hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts")
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
@@ -95,6 +95,8 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
 
         store.ensure_dir(conf.state_dir)
         store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
+        store.write_atomic(conf.script_file, conf.script_text())
+        os.chmod(conf.script_file, 0o700)
         blockfile.rebuild(conf)
         for name in LEGACY_FILES:
             shutil.rmtree(os.path.join(conf.state_dir, name), ignore_errors=True)

@@ -96,12 +96,9 @@ class Section:
             return b""
         static = [f"!{alias_for(job)}{tail}" for job in sorted(self.entries) for tail in ("", "-*")]
         patterns = ",".join(["rescale-*", "!*'*", *static])
-        state = hostblock.shell_word(self.hook.state_dir, field="state folder")
-        # A shell test first: a job whose block the hook wrote in the last minute has a marker
-        # (blockfile.py), and ssh needs no Python at all for it.
-        marker = hostblock.shell_word(f"{self.hook.state_dir}/live/", field="state folder")
-        command = (f"[ -e {marker[:-1]}%n' ] || "
-                   f"{hostblock.command(self.hook.program)} hook --state {state} '%n'")
+        # The script install wrote (HookConf.script_text): it tests the job's marker first.
+        script = hostblock.shell_word(f"{self.hook.state_dir}/hook", field="state folder")
+        command = f"{script} '%n'"
         lines = [
             HOOK_BEGIN_ADDED if newline_added else HOOK_BEGIN,
             f"{HOOK_META}{self.hook.state_dir}".encode(),
