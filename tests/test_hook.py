@@ -466,6 +466,11 @@ def test_within_a_minute_ssh_needs_no_python(
     (state / "hook.conf").write_text("not a hook.conf\n")  # now the hook runs, and refuses it
     assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] != ["203.0.113.7"]
     (state / "hook.conf").write_bytes(good)
+    # A marker whose fresh.conf was deleted by hand does not stop the hook.
+    assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
+    assert (state / "live" / "rescale-Mark1").exists()
+    (state / "fresh.conf").unlink()
+    assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
 
 
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,

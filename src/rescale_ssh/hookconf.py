@@ -88,11 +88,12 @@ class HookConf:
 
         state = shell_word(self.state_dir, field="state folder")
         live = shell_word(f"{self.state_dir}/live/", field="state folder")
+        fresh = shell_word(self.fresh_file, field="state folder")
         return (
             "#!/bin/sh\n"
             "# Written by `rescale-ssh install` (run it again to rewrite this file); ssh runs it\n"
             "# for rescale-* names from the Match line at the end of your ssh config.\n"
-            f'[ -e {live}"$1" ] && exit 0\n'
+            f'[ -e {live}"$1" ] && [ -e {fresh} ] && exit 0\n'
             f'exec {command(self.program)} hook --state {state} "$1"\n'
         )
 
