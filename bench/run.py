@@ -9,7 +9,7 @@ and p10–p90 over repeats) and writes the raw numbers to bench/results.json.
 Everything runs in a temporary HOME and XDG folders, every ssh gets ``-F <file>`` (ssh takes ``~``
 from the passwd entry, and only creates ``~/.ssh`` when no ``-F`` is given), and the network is
 127.0.0.1 only: a fake Rescale platform (tests/fakeplatform.py) and a throwaway sshd
-(bench/loopback_sshd.py). The real ``~/.ssh`` is checked to be unchanged at the end.
+(tests/loopback.py). The real ``~/.ssh`` is checked to be unchanged at the end.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import loopback_sshd
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))  # the fake platform and the loopback sshd live in tests/
+
+from tests import loopback  # noqa: E402
+
 RESULTS_JSON = BENCH / "results.json"
 JOB = "Fotxeb"
 ALIAS = f"rescale-{JOB}"
@@ -1004,7 +1006,7 @@ def bench_data(ctx: Ctx) -> ItemResult:
     result = ItemResult("data", "Data path")
     size = (50 if ctx.quick else 200) * MB
     reps = ctx.reps(25, 3)
-    server = loopback_sshd.start(ctx.root / "sshd")
+    server = loopback.start_sshd(ctx.root / "sshd")
     try:
         dest_root = ctx.fast_root / "dest"
         dest_root.mkdir(parents=True)
@@ -1413,7 +1415,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(ITEMS[name](ctx))
             except Exception as exc:  # report it, go on with the other items
                 failed.append(name)
-                detail = str(exc) if isinstance(exc, (BenchError, loopback_sshd.SSHDError)) else (
+                detail = str(exc) if isinstance(exc, (BenchError, loopback.SSHDError)) else (
                     "".join(traceback.format_exception(exc)))
                 results.append(ItemResult(name, name, [Row("?", name, "error", verdict="ERROR")],
                                           [f"`{name}` failed:\n\n```\n{detail}\n```"]))

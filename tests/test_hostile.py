@@ -114,18 +114,19 @@ def run_here(*args: str, stdin: str = "") -> Result:
 def environment(**values: str | None) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(values)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(saved)
+
+
+def set_environment(values: dict[str, str | None]) -> None:
+    """Set each variable; None unsets it."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def ssh(config: Path, alias: str, *command: str, closed: int,
@@ -871,7 +872,7 @@ def test_the_hook_command_reaches_the_program_as_its_argv(names: list[str], tmp_
     record = tmp_path / "argv.txt"
     recorder.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{record}'\nexit 1\n")
     recorder.chmod(0o755)
-    spec = HookSpec(program=[str(recorder)], state_dir=state_dir)
+    spec = HookSpec(state_dir=state_dir)
     # The Match line runs the script install writes into the state folder; it starts the program.
     conf = HookConf(state_dir=state_dir, python="", launcher=str(recorder), identity=None,
                     known_hosts=f"{state_dir}/known_hosts")

@@ -175,18 +175,22 @@ def rebuild(conf: HookConf) -> None:
         _write_fresh(conf, drop=_stale(conf, time.time()))
 
 
-def expire(conf: HookConf, *, now: float | None = None) -> None:
-    """Delete fresh.conf once every entry in it is older than :data:`FRESH_FOR` (one ``stat``
-    when there is nothing to do): between hook runs it must not cost other hosts anything."""
+def expire(conf: HookConf, *, now: float | None = None, grace: float = 0.0) -> None:
+    """Take what is stale out of fresh.conf: the markers first, then, ``grace`` seconds later,
+    the entries. An ssh whose script found a marker reads fresh.conf microseconds later, and
+    must still find the block there."""
     clock = time.time() if now is None else now
-    try:
-        written = os.stat(conf.fresh_file).st_mtime
-    except OSError:
-        return
-    if abs(clock - written) < fresh_for(conf):
+    if not _stale(conf, clock):
         return
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
-        _write_fresh(conf, drop=_stale(conf, clock))
+        stale = _stale(conf, clock)
+        for job in stale:
+            _unmark(conf, job)
+    if grace:
+        time.sleep(grace)
+    with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        later = time.time() if now is None else now
+        _write_fresh(conf, drop=stale & _stale(conf, later))
 
 
 def sweep_later(conf: HookConf) -> None:
@@ -241,15 +245,7 @@ def _sweep(conf: HookConf) -> None:
         time.sleep(min(max(wait, 0.0), window) + 0.5)  # never long: a clock set back
         if not os.path.exists(conf.fresh_file):
             return  # gone meanwhile (uninstall): do not make the folders again for a lock
-        # Markers first, then (a grace later) the entries: an ssh whose shell found a marker
-        # reads fresh.conf microseconds later, and must still find the block there.
-        with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
-            stale = _stale(conf, time.time())
-            for job in stale:
-                _unmark(conf, job)
-        time.sleep(GRACE)
-        with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
-            _write_fresh(conf, drop=stale & _stale(conf, time.time()))
+        expire(conf, grace=GRACE)
 
 
 def jobs_in(text: str) -> list[tuple[str, float]]:

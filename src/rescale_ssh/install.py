@@ -82,8 +82,7 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
     path = settings.ssh_config
     shadowed = shadowing(path)
     conf = hook_conf(settings, timeout=timeout, wait=wait, precedence=tuple(shadowed))
-    spec = HookSpec(program=conf.program, state_dir=conf.state_dir,
-                    precedence=bool(conf.precedence))
+    spec = HookSpec(state_dir=conf.state_dir, precedence=bool(conf.precedence))
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))

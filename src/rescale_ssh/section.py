@@ -33,11 +33,11 @@ SCOPE_RESET = "Host *"
 
 @dataclass(frozen=True)
 class HookSpec:
-    """What ``install`` put in: the program ssh runs, the folder the hook writes into, and
-    whether the jobs it reached need an ``Include`` at the top (``precedence``: the user's own
-    config sets an option of ours for every host, which would win over a block at the end)."""
+    """What ``install`` put in: the folder of the hook's files (its script, which the Match
+    line runs, included), and whether the jobs it reached need an ``Include`` at the top
+    (``precedence``: the user's own config sets an option of ours for every host, which would
+    win over a block at the end)."""
 
-    program: list[str]
     state_dir: str
     precedence: bool = False
 
@@ -192,7 +192,7 @@ def hook_spec(state_dir: str, *, source: str) -> HookSpec:
 
     checked = validate_state_dir(state_dir, source=source)
     conf = hookconf.load(checked)
-    return HookSpec(program=conf.program, state_dir=checked, precedence=bool(conf.precedence))
+    return HookSpec(state_dir=checked, precedence=bool(conf.precedence))
 
 
 def validate_state_dir(value: str, *, source: str | None = None) -> str:
