@@ -86,15 +86,17 @@ class HookConf:
         expands the whole exec command for every host that reaches it (bench/ item 2)."""
         from rescale_ssh.hostblock import command, shell_word
 
-        state = shell_word(self.state_dir, field="state folder")
-        live = shell_word(f"{self.state_dir}/live/", field="state folder")
-        fresh = shell_word(self.fresh_file, field="state folder")
+        def word(path: str) -> str:  # no ssh expands this file: a % stays single
+            return shell_word(path, field="state folder", tokens=False)
+
+        state, live, fresh = word(self.state_dir), word(f"{self.state_dir}/live/"), \
+            word(self.fresh_file)
         return (
             "#!/bin/sh\n"
             "# Written by `rescale-ssh install` (run it again to rewrite this file); ssh runs it\n"
             "# for rescale-* names from the Match line at the end of your ssh config.\n"
             f'[ -e {live}"$1" ] && [ -e {fresh} ] && exit 0\n'
-            f'exec {command(self.program)} hook --state {state} "$1"\n'
+            f'exec {command(self.program, tokens=False)} hook --state {state} "$1"\n'
         )
 
     def to_text(self) -> str:

@@ -77,13 +77,15 @@ def unquote_path(value: str) -> str:
     return value.replace("%%", "%")
 
 
-def shell_word(path: str, *, field: str) -> str:
+def shell_word(path: str, *, field: str, tokens: bool = True) -> str:
     """A local path as one word of a shell command that ssh runs (ProxyCommand, Match exec).
 
     Single-quoted, so the shell takes it literally (validate.local_path refuses ``'`` itself);
-    ``%`` is doubled because ssh expands tokens in those commands first.
+    ``%`` is doubled because ssh expands tokens in those commands first (``tokens=False``: for a
+    script of our own, which no ssh expands).
     """
-    return "'" + validate.local_path(path, field=field).replace("%", "%%") + "'"
+    value = validate.local_path(path, field=field)
+    return "'" + (value.replace("%", "%%") if tokens else value) + "'"
 
 
 def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
@@ -140,10 +142,11 @@ def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int) 
     ]
 
 
-def command(program: list[str]) -> str:
+def command(program: list[str], *, tokens: bool = True) -> str:
     """The words that start rescale-ssh, shell-quoted (e.g. python -I -S launch.py)."""
     return " ".join(
-        word if word in PYTHON_FLAGS else shell_word(word, field="rescale-ssh program")
+        word if word in PYTHON_FLAGS
+        else shell_word(word, field="rescale-ssh program", tokens=tokens)
         for word in program
     )
 
