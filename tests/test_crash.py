@@ -82,8 +82,8 @@ def test_twenty_processes_add_remove_and_resolve_at_once(
             assert f"hostname {address[job]}\n" in out, out
         data = ssh_config.read_bytes()
         located = section.locate(data, path="config")
-        assert located.top is not None and located.hook is not None
-        assert data[located.top.stop : located.hook.start] == USER_CONFIG
+        assert located.top is not None and located.top.start == 0 and located.hook is None
+        assert data[located.top.stop :] == USER_CONFIG
         present = {e.job for e in hosts.entries(settings(ssh_config))}
         assert present == (before - set(removed)) | set(added) | set(fetched)
         for job in added:

@@ -133,15 +133,15 @@ def test_everything_passes_with_the_real_sshd(cli: Cli, platform: FakePlatform,
     cli("add", JOB, "--identity", identity)
     result = cli("doctor", JOB, "--identity", identity)
     assert "✗" not in result.stdout
-    for name in ("ssh", "config", "section", "shadowing", "key", "key permissions", "API key",
-                 "job", "cluster key", "access", "ssh port", "host"):
+    for name in ("ssh", "config", "section", "shadowing", "included", "key", "key permissions",
+                 "API key", "job", "cluster key", "access", "ssh port", "host"):
         assert status_of(result, name) == "✓", result
     assert lines_of(result, "ssh port")[0].startswith(
         f"✓ ssh port: {sshd.host} port {sshd.port} answers: SSH-2.0-OpenSSH_"
     )
     assert "cannot be known" in lines_of(result, "termination")[0]
     assert "Terminate Clusters Automatically" in lines_of(result, "termination")[0]
-    assert result.stdout.splitlines()[-1] == "No problem found (16 checks)."
+    assert result.stdout.splitlines()[-1] == "No problem found (17 checks)."
     report = json.loads(cli("doctor", JOB, "--identity", identity, "--json").stdout)
     assert report["ok"] is True and report["job"] == JOB
     assert {c["status"] for c in report["checks"]} <= {"pass", "info"}
@@ -298,14 +298,30 @@ def fake_program(folder: Path, name: str, script: str) -> None:
     path.chmod(0o755)
 
 
-def test_ssh_too_old_or_missing(cli: Cli, tmp_path: Path, local_key: Path) -> None:
+@pytest.mark.parametrize(("banner", "fails"), [
+    ("OpenSSH_7.2p2 Ubuntu-4ubuntu2.10, OpenSSL 1.0.2g", True),
+    ("OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017", True),  # RHEL/CentOS 7
+    ("OpenSSH_7.6p1 Ubuntu-4ubuntu0.7, OpenSSL 1.0.2n", False),
+    ("OpenSSH_9.2p1 Debian-2+deb12u6, OpenSSL 3.0.19", False),
+])
+def test_ssh_too_old_or_missing(cli: Cli, tmp_path: Path, local_key: Path, banner: str,
+                                fails: bool) -> None:
     tools = tmp_path / "bin"
-    fake_program(tools, "ssh", "echo 'OpenSSH_7.2p2 Ubuntu-4ubuntu2.10, OpenSSL 1.0.2g' >&2\n")
-    old = cli("doctor", env={"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}, expect=1)
-    assert lines_of(old, "ssh") == [
-        "✗ ssh: OpenSSH 7.2p2 is too old: Include needs OpenSSH 7.3 or newer",
-        "    fix: upgrade OpenSSH's client to 7.3 or newer",
-    ]
+    fake_program(tools, "ssh", f"echo '{banner}' >&2\n")
+    version = banner.split("_")[1].split("p")[0]
+    found = cli("doctor", env={"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"},
+                expect=1 if fails else None)
+    if fails:
+        assert lines_of(found, "ssh") == [
+            f"✗ ssh: OpenSSH {version} is too old: rescale-ssh needs 7.6 or newer "
+            "(StrictHostKeyChecking accept-new; an older ssh refuses the whole config when the "
+            "file rescale-ssh includes is there)",
+            "    fix: upgrade OpenSSH's client to 7.6 or newer, or run `rescale-ssh uninstall` "
+            "on this machine",
+        ]
+    else:
+        assert lines_of(found, "ssh")[0] == (
+            f"✓ ssh: OpenSSH {version} ({tools / 'ssh'}); rescale-ssh needs 7.6")
     empty = tmp_path / "empty"
     empty.mkdir()
     missing = cli("doctor", env={"PATH": str(empty)}, expect=1)
@@ -318,30 +334,32 @@ def test_hook_is_reported_without_running_it(cli: Cli, platform: FakePlatform,
     ssh_config.write_text("Host *\n    User someone\n")
     cli("install", "--yes")
     result = cli("doctor")
-    assert lines_of(result, "hook")[0].startswith(
-        "! hook: the hook is installed, but your config sets user for every host"
-    )
-    assert "Host * !rescale-*" in fix_of(result, "hook")
+    assert lines_of(result, "hook")[0] == (
+        "✓ hook: the hook is installed and its program runs: `ssh rescale-<any job>` works")
+    assert lines_of(result, "included")[0].startswith("✓ included: ")
     assert not [r.path for r in platform.requests if "/jobs/" in r.path], (
         "doctor ran the hook (it asked the platform about a job)"
     )
 
 
-def test_hook_installed_before_the_config_set_user_for_every_host(
-        cli: Cli, platform: FakePlatform, ssh_config: Path, local_key: Path) -> None:
+def test_own_hosts_named_like_jobs(cli: Cli, platform: FakePlatform, ssh_config: Path,
+                                   local_key: Path) -> None:
+    """install and doctor say which hosts of the user's they leave alone; one added after
+    install is found, and install leaves it alone too."""
     ssh_config.parent.mkdir(exist_ok=True)
-    ssh_config.write_text("Host mine\n    User me\n")
-    cli("install", "--yes")
-    assert lines_of(cli("doctor"), "hook")[0].startswith("· hook: the hook is installed")
+    ssh_config.write_text("Host rescale-build\n    HostName build.example\n")
+    installed = cli("install", "--yes")
+    assert (f"Left alone your own host rescale-build ({ssh_config} line "
+            in installed.stdout), installed.stdout
+    assert lines_of(cli("doctor"), "own hosts")[0] == (
+        "· own hosts: rescale-build is a host of your own: the hook leaves it alone")
     with ssh_config.open("a") as handle:
-        handle.write("Host *\n    User someone\n")
+        handle.write("Match originalhost rescale-ci,rescale-* exec true\n    User ci\n")
     result = cli("doctor", expect=1)
-    assert lines_of(result, "hook")[0].startswith(
-        "✗ hook: your config sets user for every host, and it did not when the hook was "
-        "installed")
-    assert "`rescale-ssh install` again" in fix_of(result, "hook")
-    cli("install", "--yes")
-    assert lines_of(cli("doctor"), "hook")[0].startswith("! hook: the hook is installed, but")
+    assert lines_of(result, "included")[0].startswith("✗ included: ")
+    assert "a host of yours added since" in lines_of(result, "included")[0]
+    assert "rescale-ci" in cli("install", "--yes").stdout
+    assert status_of(cli("doctor"), "included") == "✓"
 
 
 def test_hook_lines_of_another_version(cli: Cli, platform: FakePlatform, ssh_config: Path,
@@ -350,17 +368,24 @@ def test_hook_lines_of_another_version(cli: Cli, platform: FakePlatform, ssh_con
     ssh_config.write_text("Host mine\n    User me\n")
     cli("install", "--yes")
     state = isolated_home / ".local" / "state" / "rescale-ssh"
-    ssh_config.write_bytes(ssh_config.read_bytes().replace(
-        f"Include {state}/fresh.conf".encode(), f"Include {state}/hosts/*.conf".encode()))
-    assert lines_of(cli("doctor"), "hook")[0] == (
-        f"! hook: the rescale-ssh lines in {ssh_config} are not what this version writes (an "
-        "older version wrote them, or they were edited)")
-    cli("install", "--yes")
-    assert lines_of(cli("doctor"), "hook")[0].startswith("· hook: the hook is installed")
+    ssh_config.write_bytes(ssh_config.read_bytes().replace(  # as an earlier version wrote it
+        b"keeps the lines below this section global;", b"keeps the lines below this section "
+        b"global."))
+    warned = [line for line in cli("doctor").stdout.splitlines() if line.startswith("! sect")]
+    assert warned == [
+        f"! section: the rescale-ssh lines in {ssh_config} are not what this version writes "
+        "(an earlier version wrote them, or they were edited)"]
+    assert "rewrote the rescale-ssh lines" in cli("install", "--yes").stdout
+    assert status_of(cli("doctor"), "hook") == "✓"
     (state / "hook").unlink()
     assert lines_of(cli("doctor", expect=1), "hook")[0] == (
-        f"✗ hook: {state / 'hook'}, which the hook's Match line runs, is missing or not "
+        f"✗ hook: {state / 'hook'}, which the hook's Match runs, is missing or not "
         "executable: `ssh rescale-JOB` fails for jobs you did not add")
+    assert "wrote the hook's script" in cli("install", "--yes").stdout
+    (state / "ssh.conf").unlink()
+    assert lines_of(cli("doctor", expect=1), "included")[0] == (
+        f"✗ included: {state / 'ssh.conf'}, which the section includes, is missing: ssh asks "
+        "to confirm each new cluster's host key and the hook does not run")
 
 
 def test_ascii_terminal(cli: Cli, platform: FakePlatform, local_key: Path) -> None:

@@ -72,30 +72,32 @@ def test_install_and_uninstall_leave_the_file_as_it_was(
         ssh_config.parent.mkdir(mode=0o700)
         ssh_config.write_bytes(original)
     planned = cli("install", "--dry-run").stdout
-    assert "+Match originalhost" in planned
+    assert "+# rescale-ssh hook state=" in planned and "+Include " in planned
     assert ssh_config.exists() == (original is not None)
     cli("install", "--yes")
     data = ssh_config.read_bytes()
     located = section.locate(data, path="cfg")
-    # Only a config that sets our options for every host gets the top Include (blockfile.py):
-    # every other one gets nothing above the user's lines, so other hosts pay nothing.
-    if name in SHADOWING:
-        assert located.top is not None and located.top.start == 0
-        assert b"Include " in data[: located.top.stop]
-    else:
-        assert located.top is None
-    assert located.hook is not None and located.hook.stop == len(data)
-    user_start = located.top.stop if located.top is not None else 0
-    assert data[user_start : located.hook.start] == (original or b"")
+    # One region, at the very top; the user's bytes follow it untouched, nothing after them.
+    assert located.top is not None and located.top.start == 0 and located.hook is None
+    assert data[located.top.stop :] == (original or b"")
+    assert b"Match" not in data  # the hook's Match is in the tool's own file
+    assert "Match originalhost" in included_text(isolated_home)
     assert "Already installed" in cli("install", "--yes").stdout
     assert ssh_config.read_bytes() == data
+    hook_lines = included_text(isolated_home)
     cli("add", "Fotxeb", "--from-log", "Command: ssh u_Fotxeb@192.0.2.7")
-    assert b"!rescale-Fotxeb" in ssh_config.read_bytes()
+    assert b"Host rescale-Fotxeb\n" in ssh_config.read_bytes()
+    assert included_text(isolated_home) == hook_lines  # static jobs need no exclusion there
     assert (state_dir(isolated_home) / "hook.conf").exists()
     cli("uninstall", "--yes")
     assert ssh_config.read_bytes() == (original or b"")
     assert not (state_dir(isolated_home) / "hook.conf").exists()
+    assert not (state_dir(isolated_home) / "ssh.conf").exists()
     assert "Nothing of rescale-ssh" in cli("uninstall", "--yes").stdout
+
+
+def included_text(home: Path) -> str:
+    return (state_dir(home) / "ssh.conf").read_text()
 
 
 def test_users_hosts_resolve_as_before(cli: Cli, ssh_config: Path) -> None:
@@ -126,11 +128,12 @@ def test_warm_path_imports_only_the_standard_library(
 ) -> None:
     platform.add_job("Fotxeb")
     ssh_config_of(str(installed), "rescale-Fotxeb")
-    match = re.search(r"""exec "'([^']*)' '%n'"$""", installed.read_text(), re.MULTILINE)
+    match = re.search(r"""exec "'([^']*)' '%n'"$""", included_text(isolated_home), re.MULTILINE)
     assert match is not None  # the script install wrote; its last line runs the hook
     script = Path(match.group(1)).read_text().splitlines()
     assert script[0] == "#!/bin/sh" and script[-1].startswith("exec ")
-    words = [w.strip("'") for w in script[-1].split()[1:]]
+    state = str(state_dir(isolated_home))
+    words = [w.strip("'").replace('"$state"', state) for w in script[-1].split()[1:]]
     python, flags, launcher = words[0], words[1:3], words[3]
     assert flags == ["-I", "-S"]
     command = [python, "-I", "-S", "-X", "importtime", launcher, *words[4:-1], "rescale-Fotxeb"]
@@ -326,38 +329,38 @@ def test_proxy_waits_for_a_booting_cluster(sshd: SSHServer, sshd_factory: SSHDFa
         pass
 
 
-def test_install_warns_about_options_that_win_on_first_use(cli: Cli, ssh_config: Path) -> None:
-    ssh_config.parent.mkdir(mode=0o700)
-    ssh_config.write_bytes(b"Host *\n  User everyone\n  Port 2200\n")
-    result = cli("install", "--yes")
-    assert "warning: your ssh config sets user, port for every host" in result.stderr
-    assert "Host * !rescale-*" in result.stderr
-    ssh_config.write_bytes(b"Host * !rescale-*\n  User everyone\n")
-    cli("uninstall", "--yes")
-    ssh_config.write_bytes(b"Host * !rescale-*\n  User everyone\n")
-    assert "warning" not in cli("install", "--yes").stderr
-
-
-def test_a_config_that_sets_user_for_every_host_gets_the_jobs_first(
-    cli: Cli, ssh_config: Path, platform: FakePlatform, sshd: SSHServer, isolated_home: Path
+@pytest.mark.parametrize("user_config", [
+    b"Host *\n    User nobody-here\n    Port 2200\n",
+    b"User nobody-here\nPort 2200\nHost other\n    HostName 192.0.2.1\n",
+    b"Host *\n    IdentitiesOnly yes\n    IdentityFile ~/.ssh/other_key\n"
+    b"    StrictHostKeyChecking yes\n    UserKnownHostsFile /dev/null\n",
+], ids=["host-star", "leading-globals", "identity-and-host-keys"])
+def test_the_first_connection_gets_the_jobs_values_whatever_the_globals(
+    cli: Cli, ssh_config: Path, platform: FakePlatform, sshd: SSHServer, isolated_home: Path,
+    user_config: bytes,
 ) -> None:
+    """Issue 12: with `Host *` or leading globals setting User, Port, host keys or identities,
+    the first `ssh rescale-<never added>` used the user's values and failed. The hook's Match
+    now sits at the top (through the section's Include), so its block wins at once."""
     ssh_config.parent.mkdir(mode=0o700)
-    ssh_config.write_bytes(b"Host *\n    User nobody-here\n")
-    cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
-    assert b"hosts.conf" in ssh_config.read_bytes()  # the Include at the top
+    ssh_config.write_bytes(user_config)
+    before = ssh_config_of(str(ssh_config), "other.example")
+    result = cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
+    assert "warning" not in result.stderr
     add_job_for(platform, sshd, "Pre1")
-    # First connection: the user's `Host *` is read before the hook's block (documented; install
-    # warned). From the second on, the block included at the top comes first.
-    assert ssh_config_of(str(ssh_config), "rescale-Pre1")["user"] == ["nobody-here"]
-    assert ssh_config_of(str(ssh_config), "rescale-Pre1")["user"] == [sshd.user]
-    result = ssh(ssh_config, "rescale-Pre1", "whoami")
+    got = ssh_config_of(str(ssh_config), "rescale-Pre1")  # its very first run
+    assert got["user"] == [sshd.user] and got["port"] == [str(sshd.port)]
+    assert got["hostname"] == [sshd.host]
+    assert got["identityfile"][0] == str(sshd.client_key)
+    assert got["hostkeyalias"] == ["rescale-pre1"]
+    assert got["userknownhostsfile"] == [str(state_dir(isolated_home) / "known_hosts")]
+    assert got["stricthostkeychecking"] == ["accept-new"]
+    add_job_for(platform, sshd, "Pre2")
+    result = ssh(ssh_config, "rescale-Pre2", "whoami")  # a real first connection
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == sshd.user
-    assert ssh_config_of(str(ssh_config), "other.example")["user"] == ["nobody-here"]
-    hosts = (state_dir(isolated_home) / "hosts.conf").read_text()
-    # Only what the user's config would take first: every other ssh run reads this file.
-    assert f"# rescale-ssh block job=Pre1\nHost rescale-Pre1\n    User {sshd.user}\n" in hosts
-    assert "HostName" not in hosts
+    assert ssh_config_of(str(ssh_config), "other.example") == before
+    assert not (state_dir(isolated_home) / "hosts.conf").exists()
 
 
 def test_other_hosts_read_nothing_of_the_hook_between_its_runs(
@@ -422,28 +425,6 @@ def test_the_sweeper_deletes_fresh_conf_once_it_is_stale(
             pytest.fail("the sweeper is still running")
 
 
-def test_a_config_written_by_0_1_0_works_until_install_runs_again(
-    cli: Cli, installed: Path, platform: FakePlatform, isolated_home: Path
-) -> None:
-    state = state_dir(isolated_home)
-    old = installed.read_bytes().replace(
-        f"Include {state}/fresh.conf".encode(),
-        f"Include {state}/hosts/*.conf {state}/failed/*.conf".encode())
-    installed.write_bytes(old)
-    (state / "hosts").mkdir(mode=0o700)
-    (state / "failed").mkdir(mode=0o700)
-    platform.add_job("Old01", host="203.0.113.9")
-    platform.add_job("Queued01", status="Queued", cluster_status="Not Started")
-    assert ssh_config_of(str(installed), "rescale-Old01")["hostname"] == ["203.0.113.9"]
-    assert list((state / "hosts").glob("rescale-Old01-*.conf"))
-    result = ssh(installed, "rescale-Queued01", "true")
-    assert "job Queued01 is Queued" in result.stderr
-    cli("install", "--yes")
-    assert not (state / "hosts").exists() and not (state / "failed").exists()
-    assert b"/fresh.conf\n" in installed.read_bytes() and b"hosts/*" not in installed.read_bytes()
-    assert ssh_config_of(str(installed), "rescale-Old01")["hostname"] == ["203.0.113.9"]
-
-
 def test_within_a_minute_ssh_needs_no_python(
     installed: Path, platform: FakePlatform, isolated_home: Path
 ) -> None:
@@ -490,7 +471,7 @@ def test_unexpanded_alias_from_other_parsers_fails_fast_offline(
     installed: Path, platform: FakePlatform, isolated_home: Path
 ) -> None:
     # VS Code's parser (npm ssh-config) runs Match exec without expanding %n.
-    match = re.search(r'exec "(.*)"$', installed.read_text(), re.MULTILINE)
+    match = re.search(r'exec "(.*)"$', included_text(isolated_home), re.MULTILINE)
     assert match is not None
     started = time.monotonic()
     proc = subprocess.run(["sh", "-c", match.group(1).replace("%%", "%")], capture_output=True,

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rescale_ssh import entry, hook, hookconf, jobcache
+from rescale_ssh import entry, hook, hookconf, jobcache, paths
 from rescale_ssh.errors import ExitCode, InvalidValueError
 from rescale_ssh.hostblock import HostEntry
 from rescale_ssh.jobcache import OK, Entry
@@ -131,10 +131,11 @@ def set_environment(values: dict[str, str | None]) -> None:
 
 def ssh(config: Path, alias: str, *command: str, closed: int,
         get: bool = False) -> subprocess.CompletedProcess[str]:
-    """The real ssh. HostName and Port are forced to a closed loopback port: if a block did
-    reach the config, ssh still never connects beyond 127.0.0.1 (a ProxyCommand would run)."""
-    options = ["-o", "HostName=127.0.0.1", "-o", f"Port={closed}", "-o", "BatchMode=yes",
-               "-o", "ConnectTimeout=3"]
+    """The real ssh, its Port forced to a closed loopback port. HostName is not forced: a
+    HostName from the command line would keep the hook from running (its Match asks that no
+    HostName is set yet); every address the fake platform serves is 127.0.0.1 or refused, and
+    a name that got through would find no DNS here (a ProxyCommand would run: the canary)."""
+    options = ["-o", f"Port={closed}", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3"]
     args = [require("ssh"), "-F", str(config), *options, *(["-G"] if get else []), alias,
             *command]
     return subprocess.run(args, capture_output=True, text=True, timeout=60,
@@ -824,8 +825,11 @@ def test_whatever_the_writer_accepts_ssh_reads_back_exactly(case: tuple[Target, 
     lines = [line.strip() for line in config.read_text().splitlines()]
     allowed = ("#", "Host ", "HostName ", "Port ", "User ", "IdentityFile ", "IdentitiesOnly ",
                "HostKeyAlias ", "UserKnownHostsFile ", "StrictHostKeyChecking ",
-               "ServerAliveInterval ", "ServerAliveCountMax ", "ProxyJump ")
+               "ServerAliveInterval ", "ServerAliveCountMax ", "ProxyJump ", "Include ")
     assert all(not line or line.startswith(allowed) for line in lines), lines
+    # The one Include names the tool's own file (its host-key policy; absent here).
+    includes = [line for line in lines if line.startswith("Include ")]
+    assert includes == [f"Include {paths.state_dir()}/ssh.conf"], includes
     figures("property examples accepted and read back by ssh -G (writer)", 1)
 
 
@@ -854,7 +858,7 @@ def test_the_hook_command_reaches_the_program_as_its_argv(names: list[str], tmp_
                                                           figures: Figures) -> None:
     """Whatever folder names the writer accepts for the program and the state folder, the
     command ssh runs for Match exec (and ProxyCommand) hands the program exactly its words."""
-    from rescale_ssh import section, validate
+    from rescale_ssh import included, section, validate
     from rescale_ssh.hookconf import HookConf
     from rescale_ssh.section import HookSpec
 
@@ -879,8 +883,10 @@ def test_the_hook_command_reaches_the_program_as_its_argv(names: list[str], tmp_
     os.makedirs(state_dir, exist_ok=True)
     Path(conf.script_file).write_text(conf.script_text())
     Path(conf.script_file).chmod(0o700)
+    Path(state_dir, "hook.conf").write_text(conf.to_text())
+    Path(state_dir, "ssh.conf").write_text(included.render(state_dir, hook=True))
     config = tmp_path / "config"
-    config.write_bytes(Section(hook=spec).render_hook(newline_added=False))
+    config.write_bytes(Section(hook=spec).render())
     with contextlib.suppress(FileNotFoundError):
         record.unlink()
     subprocess.run([require("ssh"), "-G", "-F", str(config), "rescale-Abc1"], capture_output=True,

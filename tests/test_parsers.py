@@ -203,14 +203,20 @@ def add_jobs_and_install(cli: Cli) -> None:
     cli("install", "--yes", "--identity", IDENTITY)
 
 
+def included_file(ssh_config: Path) -> Path:
+    """The tool's own file that the section includes (it holds the hook's Match)."""
+    return ssh_config.parent.parent / ".local" / "state" / "rescale-ssh" / "ssh.conf"
+
+
 def hook_command(ssh_config: Path) -> str:
-    """The exec argument of our Match line, as a parser that unquotes it sees it."""
-    lines = [line for line in ssh_config.read_text().splitlines()
-             if line.startswith("Match originalhost ")]
-    assert len(lines) == 1, ssh_config.read_text()
+    """The exec argument of the hook's Match line, as a parser that unquotes it sees it."""
+    lines = [line for line in included_file(ssh_config).read_text().splitlines()
+             if line.startswith("Match originalhost ") and " exec " in line
+             and "--broken" not in line]
+    assert len(lines) == 1, lines
     words = shlex.split(lines[0])
-    assert words[1] == "originalhost" and words[3] == "exec", words
-    return words[4]
+    assert words[1] == "originalhost" and words[3] == "host" and words[5] == "exec", words
+    return words[6]
 
 
 _PARAMIKO_LOOKUP = """
@@ -282,7 +288,7 @@ def test_npm_ssh_config_lists_our_hosts_and_keeps_the_users(
         assert after["computed"][alias] == expected, (alias, after["options"][alias])
         assert after["options"][alias]["identityfile"][0] == IDENTITY
     # Exactly the user's hosts plus ours; also for a parser that stops at the first Match
-    # (#9683): the hook's Match is the last thing in the file.
+    # (#9683): the user's file holds no Match of ours.
     assert set(after["hosts"]) == set(before["hosts"]) | ALIASES
     assert set(after["hosts_until_match"]) == set(before["hosts_until_match"]) | ALIASES
     # The user's hosts resolve as before. `host` (the first matching Host line: now our
@@ -304,9 +310,11 @@ def test_npm_ssh_config_lists_our_hosts_and_keeps_the_users(
 def test_npm_ssh_config_parses_our_match_as_a_section(
     npm_parser: list[str], cli: Cli, ssh_config: Path
 ) -> None:
-    """What an unlisted job alias gets: the Match applies only through its exec (never run by
-    list_hosts.js, so it does not match here) and our `Host *` Include is a plain option."""
+    """The user's file holds no Match of ours: the hook's is in the tool's own file, which a
+    parser that does not follow Include never sees. One that does (OpenSSH; Remote-SSH for its
+    host list) finds Match lines whose criteria are patterns only: nothing to list."""
     add_jobs_and_install(cli)
+    assert b"Match" not in ssh_config.read_bytes()
     script = (
         "const {parse} = require('ssh-config');"
         "const fs = require('node:fs');"
@@ -315,19 +323,23 @@ def test_npm_ssh_config_parses_our_match_as_a_section(
         "console.log(JSON.stringify(m.map(l => ({criteria: l.criteria,"
         " config: l.config.filter(s => s.param).map(s => [s.param, s.value])}))));"
     )
-    proc = subprocess.run([npm_parser[0], "-e", script, str(ssh_config)], cwd=JS,
+    proc = subprocess.run([npm_parser[0], "-e", script, str(included_file(ssh_config))], cwd=JS,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    (match,) = json.loads(proc.stdout)
-    assert list(match["criteria"]) == ["originalhost", "exec"]
-    first, *negated = match["criteria"]["originalhost"].split(",")
-    assert first == "rescale-*"
-    assert all(pattern.startswith("!") for pattern in negated), negated
-    assert {"!*'*", "!rescale-Fotxeb", "!rescale-Kt9xPa"} <= set(negated)
-    assert match["criteria"]["exec"] == hook_command(ssh_config)
-    ((param, value),) = match["config"]
+    policy, hook, broken = json.loads(proc.stdout)
+    for match in (policy, hook, broken):
+        first, *negated = match["criteria"]["originalhost"].split(",")
+        assert first == "rescale-*"
+        assert negated == ["!*'*"], negated
+    assert list(policy["criteria"]) == ["originalhost", "!host"]
+    assert policy["config"] == [["StrictHostKeyChecking", "accept-new"]]
+    assert list(hook["criteria"]) == ["originalhost", "host", "exec"]
+    assert hook["criteria"]["exec"] == hook_command(ssh_config)
+    ((param, value),) = hook["config"]
     assert param == "Include"
     assert value == f"{Path.home()}/.local/state/rescale-ssh/fresh.conf"
+    listed = npm_list(npm_parser, included_file(ssh_config))
+    assert listed["hosts"] == [] and listed["legacy_hosts"] != []  # old Remote-SSH: see below
 
 
 @pytest.mark.parametrize("user_config", ["global-then-hosts", "user-match"])
@@ -335,14 +347,13 @@ def test_old_remote_ssh_shows_match_words_as_hosts(
     npm_parser: list[str], cli: Cli, ssh_config: Path, user_config: str
 ) -> None:
     """Remote-SSH before the fix of #10620 (early 2025) listed every word of a Match line
-    (#9642, #10642). A `Match ... exec` cannot avoid that; pin that it costs exactly these
-    entries and nothing else (the static hosts still work)."""
+    (#9642, #10642). With the hook's Match in the tool's own file, the user's file gives such a
+    parser no word of ours: exactly the jobs are added to the list."""
     write_user_config(ssh_config, USER_CONFIGS[user_config])
     before = npm_list(npm_parser, ssh_config)
     add_jobs_and_install(cli)
     after = npm_list(npm_parser, ssh_config)
-    bogus = {"originalhost", "exec", hook_command(ssh_config)}
-    assert set(after["legacy_hosts"]) == set(before["legacy_hosts"]) | ALIASES | bogus
+    assert set(after["legacy_hosts"]) == set(before["legacy_hosts"]) | ALIASES
 
 
 # --- paramiko -------------------------------------------------------------------------------------
@@ -371,11 +382,11 @@ def test_paramiko_reads_our_hosts_and_keeps_the_users(
         # `originalhost` fails before our `exec` (which paramiko would run through invoke).
         assert isinstance(after[host], dict) or before.get(host) == after[host], after[host]
         if text is not None:
-            # paramiko keeps Include as an ordinary option (first value wins): ours when the
-            # config needs the jobs' blocks first (it sets User for every host).
+            # paramiko keeps Include as an ordinary option (first value wins): ours, at the
+            # end of the section, comes first.
             ours = after[host] if isinstance(after[host], str) else after[host].get("include")
             theirs = before[host] if isinstance(before[host], str) else before[host].get("include")
-            assert ours == theirs or str(ours).endswith("/rescale-ssh/hosts.conf"), ours
+            assert ours == theirs or str(ours).endswith("/rescale-ssh/ssh.conf"), ours
             assert unincluded(after[host]) == unincluded(before[host]), host
 
 
@@ -388,12 +399,10 @@ def test_paramiko_get_hostnames_with_static_blocks(cli: Cli, ssh_config: Path) -
     assert names >= {"gitlab", "dev", "dev-alt", "bastion.corp"}
 
 
-@pytest.mark.xfail(
-    raises=KeyError, strict=False,
-    reason="paramiko's get_hostnames() raises KeyError('host') on any Match block "
-    "(paramiko #2014, #2339; fix PRs #1674 #1991 #2340 unmerged): `install` adds one",
-)
 def test_paramiko_get_hostnames_after_install(cli: Cli, ssh_config: Path) -> None:
+    """paramiko's get_hostnames() raises KeyError('host') on any Match block (paramiko #2014,
+    #2339; fix PRs #1674 #1991 #2340 unmerged): `install` once put one in the user's file. The
+    hook's Match now lives in the tool's own file, which paramiko does not include."""
     write_user_config(ssh_config, _GLOBAL_THEN_HOSTS)
     add_jobs_and_install(cli)
     names = paramiko.SSHConfig.from_path(str(ssh_config)).get_hostnames()

@@ -97,6 +97,10 @@ def test_tool_owned_files_are_private(ssh_config: Path, isolated_home: Path,
             assert mode == 0o644, f"{path} is {mode:04o}"  # a public key, as ssh-keygen makes it
         elif path == state / "hook":
             assert mode == 0o700, f"{path} is {mode:04o}"  # the script the Match line runs
+        elif path == state / "ssh.conf":
+            # Included by every ssh run: readable even when root (sudo) wrote it, no secrets.
+            assert mode == 0o644, f"{path} is {mode:04o}"
+            assert "apikey" not in path.read_text().lower()
         else:
             assert mode == 0o600, f"{path} is {mode:04o}"
             seen.add(path)
@@ -329,8 +333,10 @@ def test_a_read_only_config_gets_the_lines_to_add_by_hand(
         # install: the section and the hook block; uninstall/remove: nothing to add.
         installed = run("install", "--yes")
         one_error(installed, 3, f"cannot change {ssh_config}")
-        assert "# >>> rescale-ssh hook" in installed.stdout
-        assert "Match originalhost" in installed.stdout
+        assert "# rescale-ssh hook state=" in installed.stdout
+        assert "Include " in installed.stdout  # the hook's own file: written, as it is ours
+        assert "Match originalhost" in (
+            tmp_path / "home" / ".local" / "state" / "rescale-ssh" / "ssh.conf").read_text()
         removed = run("remove", "Ro1")
         assert removed.returncode == 0, removed  # nothing to remove: nothing to write
         assert target.read_bytes() == USER_CONFIG

@@ -1,22 +1,22 @@
-"""The two files of Host blocks that the installed config ``Include``s, written by the hook.
+"""The files of Host blocks that the hook writes and the config ``Include``s.
 
 OpenSSH reads an ``Include``'s files on every run, for every host, even inside a block that does
 not apply (readconf.c passes SSHCONF_NEVERMATCH down): whatever sits in these files costs every
-``ssh`` the user runs, ``git push`` included (bench/ item 2). So there are exactly two files,
-each named without a glob, and both stay small:
+``ssh`` the user runs, ``git push`` included (bench/ item 2). So the files are named without a
+glob and stay small:
 
-``fresh.conf`` (read right after the hook, under its ``Match``)
+``fresh.conf`` (read right after the hook, under its ``Match`` in ssh.conf: included.py)
     The blocks that ssh runs need *now*: the job just resolved, or the one that cannot be reached
     (its proxy explains why). An entry lives :data:`FRESH_FOR` seconds; the file is deleted once
     every entry is older, so most of the time it does not exist and costs one failed ``stat``.
+    The Match sits at the top of the user's config, so these blocks win over the user's own
+    ``Host *`` from a job's very first connection.
 
-``hosts.conf`` (read at the end of the managed section; only when the config needs it)
-    Every job resolved through the hook, so that from its second connection on it wins over the
-    user's ``Host *``. ``install`` adds that ``Include`` only when the user's own config sets
-    options of ours for every host (``install.shadowing``; they are ``conf.precedence``), and
-    each job's entry here holds only its ``Host`` line and those options (``User``, say): two
-    lines a job, not fifteen. Everything else comes from fresh.conf, as in every other config,
-    where the hook's block wins from the end of the file and nobody reads this file.
+``hosts.conf`` (only for configs written by an earlier version)
+    Before, the Match sat at the end of the file, and every job reached through the hook was
+    repeated here, included at the top, when the user's config set options of ours for every
+    host (``conf.precedence``). Kept up to date while a hook.conf of that layout is in use; the
+    next command that writes the section (an upgrade) removes it.
 
 Both are rendered from the validated cache records (never copied from the files themselves,
 which a same-user attacker could have edited), under one lock, and replaced atomically.
@@ -49,6 +49,7 @@ def block_for(conf: HookConf, job: str, entry: Entry) -> str:
         lines = hostblock.render(
             HostEntry(target=entry.target, identity=conf.identity, known_hosts=conf.known_hosts),
             proxy=hostblock.proxy_lines(job, conf.program, conf.state_dir),
+            accept_new=True,  # install refused an OpenSSH older than 7.6 (openssh.py)
         )
     else:
         lines = hostblock.failure_block(job, conf.program, conf.state_dir)

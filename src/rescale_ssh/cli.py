@@ -232,10 +232,11 @@ def install(
 ) -> None:
     """Let `ssh rescale-<any job>` work without `add` (the just-in-time hook).
 
-    Adds to your ssh config a `Match originalhost rescale-* exec` block at the end (it runs
-    `rescale-ssh hook` only for names starting with rescale-, and never for jobs that have a
-    block), plus an Include of the hook's results in the managed section. Shows the change and
-    asks first, unless --yes or stdin is not a terminal. Running it again is harmless.
+    Marks the rescale-ssh section at the top of your ssh config as holding the hook; the
+    section's Include then runs `rescale-ssh hook` for names starting with rescale- that have
+    no block, and never for your own hosts named like that (they are listed). Run it again to
+    repair the hook (after an upgrade, a moved Python, a lost state folder): it says what it
+    repaired. Shows the change and asks first, unless --yes or stdin is not a terminal.
 
     Example: rescale-ssh install --yes && ssh rescale-Fotxeb
     """
@@ -251,17 +252,18 @@ def install(
     if not confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
         raise typer.Exit(int(ExitCode.FAILURE))
     result = installer.install(settings, timeout=timeout, wait=wait)
-    verb = "Installed" if result.change.changed else "Already installed:"
-    typer.echo(f"{verb} the rescale-ssh hook in {settings.ssh_config}; try `ssh rescale-<JOB>`")
-    if result.shadowed:
-        names = ", ".join(result.shadowed)
-        typer.echo(
-            f"{PROG}: warning: your ssh config sets {names} for every host; on the first "
-            "connection to a job reached through the hook, your values win over the job's\n"
-            "hint: `rescale-ssh add JOB` avoids it, or exclude the jobs from those lines: "
-            "`Host * !rescale-*`",
-            err=True,
-        )
+    if not result.was_installed:
+        typer.echo(f"Installed the rescale-ssh hook in {settings.ssh_config}; "
+                   "try `ssh rescale-<JOB>`")
+    elif result.repaired or result.change.changed:
+        typer.echo(f"Repaired the rescale-ssh hook in {settings.ssh_config}:")
+        for note in result.repaired or ["rewrote the rescale-ssh section"]:
+            typer.echo(f"  - {note}")
+    else:
+        typer.echo(f"Already installed in {settings.ssh_config}; nothing needed repair")
+    for claim in result.left_alone:
+        typer.echo(f"Left alone your own host {claim.name} ({claim.where()}): the hook never "
+                   "runs for it")
 
 
 @app.command()

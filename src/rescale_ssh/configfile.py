@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import paths
+from rescale_ssh import exchange, paths
 from rescale_ssh.errors import ConfigError, ReadOnlyConfigError
 
 LOCK_TIMEOUT = 30.0
@@ -87,6 +87,10 @@ def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = Fal
     """Apply ``compute`` to the file's bytes (``b""`` when missing) and write the result.
 
     ``by_hand`` turns the new content into what a user can add to a read-only file themselves.
+    Another program may be writing the file meanwhile (an editor's save, in place or by
+    rename): a file that looks mid-save is waited for (:func:`settled`), and a file that
+    changed between our read and our rename is never overwritten: the write starts again from
+    its new content (:func:`_swap_in`).
     """
     check_secure(path)
     if dry_run:
@@ -100,24 +104,127 @@ def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = Fal
         raise _read_only_error(path, change.new, by_hand, None)
     with locked(path):
         remove_stale_temps(real_path(path))
+        own = _last_written(path)
         for _ in range(_RETRIES):
-            old = read_bytes(path)
+            snap = settled(path, own)
+            old = snap.data
             new = compute(old or b"")
             change = Change(path, old or b"", new, existed=old is not None)
             if not change.changed:
                 return change
             try:
-                written = _write_if_unchanged(path, old, new)
+                written = _swap_in(path, snap, new)
             except OSError as exc:
                 if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                     raise _read_only_error(path, new, by_hand, exc) from None
                 raise _write_error(path, exc) from None
-            if written:
+            if written is not None:
+                _remember(path, written)
                 return change
         raise ConfigError(
             f"{path} kept changing while rescale-ssh was writing it",
             "close the program that is editing it, then run the command again",
         )
+
+
+# A file changed this recently may be half-written by another program (an editor saving in
+# place): it must then stay unchanged for WATCH seconds before it is read for good.
+RECENT = 0.5
+WATCH = 0.1
+SETTLE_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a file was at one moment: its identity (device, inode, size, mtime, ctime) and its
+    bytes; both None when it did not exist."""
+
+    ident: tuple[int, int, int, int, int] | None
+    data: bytes | None
+
+
+def snapshot(path: Path) -> Snapshot:
+    target = real_path(path)
+    for _ in range(3):
+        try:
+            before = os.stat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            return Snapshot(None, None)
+        data = read_bytes(path)
+        try:
+            after = os.stat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if data is not None and _ident(before) == _ident(after) and len(data) == after.st_size:
+            return Snapshot(_ident(after), data)
+    return Snapshot(None, read_bytes(path))  # kept changing under the read: not settled
+
+
+def _ident(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Snapshot:
+    """The file once it no longer looks mid-save: not changed in the last RECENT seconds (or
+    unchanged over WATCH seconds of looking), and not cut inside our section (a start marker
+    with no end marker after it: an in-place save half done). ``own`` is what this tool wrote
+    last: that needs no wait. Bounded: SETTLE_LIMIT seconds, then ConfigError."""
+    import time
+
+    deadline = time.monotonic() + SETTLE_LIMIT
+    snap = snapshot(path)
+    while True:
+        if snap.data is None and snap.ident is None:
+            return snap
+        if snap.ident is not None and (snap.ident == own or (
+                not _recent(snap.ident) and not _cut(snap.data))):
+            return snap
+        time.sleep(WATCH)
+        again = snapshot(path)
+        if again.ident is not None and again == snap and not _cut(again.data):
+            return again
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"{path} looks half-written and kept changing for {SETTLE_LIMIT:.0f} s "
+                "(another program is writing it); nothing was changed",
+                "save it in your editor (or wait for the program that writes it), then run "
+                "the command again")
+        snap = again
+
+
+def _recent(ident: tuple[int, int, int, int, int]) -> bool:
+    import time
+
+    return abs(time.time_ns() - ident[3]) < RECENT * 1e9
+
+
+def _cut(data: bytes | None) -> bool:
+    """Our section's start marker with no end marker after it: a file cut short."""
+    if not data:
+        return False
+    begin = data.find(b"# >>> rescale-ssh managed")
+    return begin >= 0 and data.find(b"# <<< rescale-ssh managed", begin) < 0
+
+
+def _memo(path: Path) -> Path:
+    digest = hashlib.sha256(str(real_path(path)).encode()).hexdigest()[:24]
+    return paths.state_dir() / "locks" / f"{digest}.written"
+
+
+def _last_written(path: Path) -> tuple[int, int, int, int, int] | None:
+    try:
+        fields = tuple(int(word) for word in _memo(path).read_text().split())
+    except (OSError, ValueError):
+        return None
+    return fields if len(fields) == 5 else None
+
+
+def _remember(path: Path, ident: tuple[int, int, int, int, int]) -> None:
+    from rescale_ssh import store
+
+    with contextlib.suppress(OSError):
+        store.write_atomic(str(_memo(path)), " ".join(str(part) for part in ident) + "\n",
+                           durable=False)
 
 
 def check_secure(path: Path) -> None:
@@ -200,7 +307,7 @@ def _read_only_error(path: Path, new: bytes, by_hand: Callable[[bytes], str] | N
     if manual:
         hint = (f"nothing was changed; add the lines printed above to {path} through the tool "
                 "that manages it (home-manager: programs.ssh.extraConfig), replacing any earlier "
-                "rescale-ssh section: the managed section first in the file, the hook block last")
+                "rescale-ssh lines: the managed section first in the file")
     else:
         hint = (f"nothing was changed; remove the rescale-ssh lines from {path} through the tool "
                 "that manages it")
@@ -242,8 +349,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_if_unchanged(path: Path, expected: bytes | None, data: bytes) -> bool:
-    """Write ``data`` unless the file no longer holds ``expected``; raises OSError."""
+def _swap_in(path: Path, snap: Snapshot, data: bytes
+             ) -> tuple[int, int, int, int, int] | None:
+    """Put ``data`` in place of the file, unless it is no longer ``snap``: then None, and
+    nothing of anyone's is lost. Returns the identity of the file written. Raises OSError."""
     target = real_path(path)
     folder = target.parent
     if not folder.is_dir():
@@ -252,12 +361,72 @@ def _write_if_unchanged(path: Path, expected: bytes | None, data: bytes) -> bool
         info: os.stat_result | None = target.stat()
     except FileNotFoundError:
         info = None
+    if (info is None) != (snap.ident is None):
+        return None  # created or deleted since the read
     mode = stat.S_IMODE(info.st_mode) if info else 0o600
     owner = None
     if info is not None and hasattr(os, "fchown") and os.geteuid() == 0:
         owner = (info.st_uid, info.st_gid)
-    return _replace(target, data, mode=mode, owner=owner,
-                    still=lambda: read_bytes(path) == expected)
+    tmp = _temp(target, data, mode=mode, owner=owner)
+    try:
+        if snap.ident is None:
+            try:
+                os.link(tmp, target)  # only where there is still no file: never replaces one
+            except FileExistsError:
+                return None
+            written = os.stat(target)
+        else:
+            if snapshot(path) != snap:
+                return None
+            if exchange.swap(tmp, str(target)):
+                # What we replaced is at tmp now: it must be what we read.
+                if snapshot(Path(tmp)).data != snap.data or _ident(os.stat(tmp))[:2] != \
+                        snap.ident[:2]:
+                    _swap_back(tmp, target)
+                    return None
+            else:
+                if read_bytes(path) != snap.data:
+                    return None
+                os.replace(tmp, target)
+            written = os.stat(target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    _fsync_dir(folder)
+    return _ident(written)
+
+
+def _swap_back(tmp: str, target: Path) -> None:
+    """Another program wrote the file between our check and our swap: put its file back (our
+    own goes to tmp, to be deleted); if yet another write came in between, keep that one too."""
+    ours = os.stat(target).st_ino
+    if not exchange.swap(tmp, str(target)):
+        os.replace(tmp, target)
+        return
+    if os.stat(tmp).st_ino != ours:  # a third writer's file replaced ours at the path
+        kept = target.with_name(f"{target.name}.rescale-ssh-conflict")
+        os.replace(tmp, kept)
+        raise ConfigError(f"two programs wrote {target} while rescale-ssh did; one version "
+                          f"is at {target}, the other at {kept}",
+                          f"compare them, keep what you want in {target}, delete {kept}")
+
+
+def _temp(target: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None) -> str:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                    dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return tmp_name
 
 
 def replace_file(path: Path, data: bytes, *, mode: int) -> None:
@@ -272,16 +441,8 @@ def replace_file(path: Path, data: bytes, *, mode: int) -> None:
 def _replace(target: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None,
              still: Callable[[], bool] | None) -> bool:
     """Temp file, fsync, then rename, unless ``still()`` says the target changed meanwhile."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
-                                    dir=target.parent)
+    tmp_name = _temp(target, data, mode=mode, owner=owner)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            if owner is not None:
-                os.fchown(handle.fileno(), *owner)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         if still is not None and not still():
             os.unlink(tmp_name)
             return False

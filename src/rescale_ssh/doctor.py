@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from rescale_ssh.client import Client
 
 PASS, FAIL, WARN, INFO, SKIP = "pass", "fail", "warn", "info", "skip"
-MIN_SSH = (7, 3)  # Include arrived in OpenSSH 7.3 (Match exec in 6.5)
 PROBE_HOST = "doctor-probe.invalid"  # matches no rescale-* pattern: never runs the hook
 PROBE_TIMEOUT = 3.0
 ENDED = ("completed", "failed", "terminated", "force stop", "stopped")
@@ -83,31 +82,31 @@ def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PR
 
 
 def _ssh(report: Report) -> str | None:
-    ssh = programs.which("ssh")
-    if ssh is None:
-        report.add("ssh", FAIL, "ssh is not installed (or not on PATH)",
-                   "install OpenSSH's client (Debian/Ubuntu: apt-get install openssh-client)")
-        return None
+    from rescale_ssh import openssh
+
     try:
-        text = programs.run([ssh, "-V"], timeout=10)
+        found = openssh.client()
     except ProgramError as error:
         report.add("ssh", FAIL, error.message, "reinstall OpenSSH's client")
         return None
-    banner = (text.stderr.strip() or text.stdout.strip()).splitlines()
-    match = re.search(r"OpenSSH_(?:for_Windows_)?(\d+)\.(\d+)(p\d+)?", " ".join(banner))
-    if match is None:
-        report.add("ssh", WARN, f"{ssh} is not OpenSSH ({banner[0][:60] if banner else '?'}); "
+    if found is None:
+        report.add("ssh", FAIL, "ssh is not installed (or not on PATH)",
+                   "install OpenSSH's client (Debian/Ubuntu: apt-get install openssh-client)")
+        return None
+    least = f"{openssh.MINIMUM[0]}.{openssh.MINIMUM[1]}"
+    if found.version is None:
+        report.add("ssh", WARN, f"{found.path} is not OpenSSH ({found.shown}); "
                    "rescale-ssh writes OpenSSH's config format",
                    "install OpenSSH's client and put it first on PATH")
-        return ssh
-    version = (int(match.group(1)), int(match.group(2)))
-    shown = f"OpenSSH {version[0]}.{version[1]}{match.group(3) or ''}"
-    if version < MIN_SSH:
-        report.add("ssh", FAIL, f"{shown} is too old: Include needs OpenSSH 7.3 or newer",
-                   "upgrade OpenSSH's client to 7.3 or newer")
+    elif not found.supported:
+        report.add("ssh", FAIL, f"{found.shown} is too old: rescale-ssh needs {least} or newer "
+                   "(StrictHostKeyChecking accept-new; an older ssh refuses the whole config "
+                   "when the file rescale-ssh includes is there)",
+                   f"upgrade OpenSSH's client to {least} or newer, or run `rescale-ssh "
+                   "uninstall` on this machine")
     else:
-        report.add("ssh", PASS, f"{shown} ({ssh}); Include and Match exec need 7.3")
-    return ssh
+        report.add("ssh", PASS, f"{found.shown} ({found.path}); rescale-ssh needs {least}")
+    return found.path
 
 
 def _config(report: Report, ssh: str | None, config: Path) -> section.Section | None:
@@ -138,6 +137,13 @@ def _config(report: Report, ssh: str | None, config: Path) -> section.Section | 
     except RescaleSSHError as error:
         report.add("section", FAIL, error.message, error.hint or f"check {config}")
         return None
+    theirs = section.foreign_lines(located)
+    if theirs:
+        number, text = theirs[0]
+        report.add("section", FAIL, f"{config} line {number} is yours but inside the "
+                   f"rescale-ssh section ({text.strip()[:60]!r}): rescale-ssh will not change "
+                   "the section until it is moved", "move it above the '# >>> rescale-ssh' "
+                   "line or below the '# <<< rescale-ssh' line")
     if located.top is None:
         report.add("section", INFO, f"no rescale-ssh section in {config}: no job was added",
                    "`rescale-ssh add JOB` adds one")
@@ -201,50 +207,77 @@ def _shadowing(report: Report, ssh: str, config: Path, current: section.Section)
 
 
 def _hook(report: Report, config: Path, data: bytes, current: section.Section) -> None:
-    if current.hook is None:
+    """What the section includes, and what the hook's Match runs, exist, are current and run."""
+    from rescale_ssh import hookconf, included, toolfiles
+
+    if current.legacy:
+        report.add("section", WARN, f"the rescale-ssh lines in {config} are not what this "
+                   "version writes (an earlier version wrote them, or they were edited)",
+                   "`rescale-ssh install` (or any `add`) rewrites them")
+    state = current.folder()
+    claimed = toolfiles.claimed(config, data, state)
+    has_hook = current.hook is not None
+    if not current.is_empty():
+        wanted = included.render(state, hook=has_hook or os.path.exists(
+            os.path.join(state, hookconf.FILE)), claimed=claimed)
+        written = included.read(state)
+        fix = "`rescale-ssh install` writes it again" if has_hook else \
+            "`rescale-ssh add JOB` for any of your jobs writes it again"
+        if written is None:
+            report.add("included", FAIL, f"{included.path_of(state)}, which the section "
+                       "includes, is missing: ssh asks to confirm each new cluster's host key"
+                       + (" and the hook does not run" if has_hook else ""), fix)
+        elif written != wanted:
+            report.add("included", FAIL, f"{included.path_of(state)} is not what this version "
+                       "writes (an earlier version, an edit, or a host of yours added since)",
+                       fix)
+        else:
+            report.add("included", PASS, f"{included.path_of(state)} is current")
+    if not has_hook:
         report.add("hook", INFO, "the hook is not installed: `ssh rescale-JOB` works for the "
                    "jobs you added", "`rescale-ssh install` makes it work for every job")
         return
-    from rescale_ssh import install
-
-    located = section.locate(data, path=str(config))
-    written = [data[span.start : span.stop] for span in (located.top, located.hook) if span]
-    wanted = [region for region in (
-        current.render(),
-        current.render_hook(newline_added=bool(located.hook and located.hook.flag)))
-        if region]
-    if written != wanted:
-        report.add("hook", WARN, f"the rescale-ssh lines in {config} are not what this version "
-                   "writes (an older version wrote them, or they were edited)",
-                   "`rescale-ssh install` again rewrites them")
+    for name in claimed:
+        report.add("own hosts", INFO, f"{name} is a host of your own: the hook leaves it alone")
+    try:
+        conf = hookconf.load(state)
+    except RescaleSSHError as error:
+        report.add("hook", FAIL, error.message, "`rescale-ssh install` again writes it")
         return
-    script = os.path.join(current.hook.state_dir, "hook")
-    if not os.access(script, os.X_OK):
-        report.add("hook", FAIL, f"{script}, which the hook's Match line runs, is missing or "
-                   "not executable: `ssh rescale-JOB` fails for jobs you did not add",
+    for path, what in ((conf.python, "the Python"), (conf.launcher, "the launcher")):
+        if path and not os.path.exists(path):
+            report.add("hook", FAIL, f"{what} the hook runs, {path}, is gone (rescale-ssh was "
+                       "uninstalled, moved, or its Python upgraded): `ssh rescale-JOB` fails "
+                       "for jobs you did not add", "reinstall rescale-ssh if needed, then "
+                       "`rescale-ssh install`")
+            return
+    script = conf.script_file
+    try:
+        with open(script, encoding="utf-8") as handle:
+            text: str | None = handle.read()
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is None or not os.access(script, os.X_OK):
+        report.add("hook", FAIL, f"{script}, which the hook's Match runs, is missing or not "
+                   "executable: `ssh rescale-JOB` fails for jobs you did not add",
                    "`rescale-ssh install` again writes it")
         return
-    shadowed = install.shadowing(config)  # on a copy without our regions: no hook runs
-    from rescale_ssh import hookconf
-
+    if text != conf.script_text():
+        report.add("hook", FAIL, f"{script} is not what this version writes (an earlier "
+                   "version, or an edit)", "`rescale-ssh install` again writes it")
+        return
     try:
-        first = set(hookconf.load(current.hook.state_dir).precedence)
-    except RescaleSSHError:
-        first = set()
-    new = [key for key in shadowed if key not in first]
-    if new:
-        report.add("hook", FAIL, "your config sets "
-                   f"{', '.join(new)} for every host, and it did not when the hook was "
-                   "installed: every connection through the hook now gets your values",
-                   "`rescale-ssh install` again puts the jobs' blocks first; or exclude the "
-                   "jobs from those lines: `Host * !rescale-*`")
-    elif shadowed:
-        report.add("hook", WARN, "the hook is installed, but your config sets "
-                   f"{', '.join(shadowed)} for every host: on a job's first connection "
-                   "through the hook, your values win",
-                   "exclude the jobs from those lines: `Host * !rescale-*`")
-    else:
-        report.add("hook", INFO, "the hook is installed: `ssh rescale-<any job>` works")
+        proc = programs.run([*conf.program, "hook", "--check"], timeout=20)
+    except ProgramError as error:
+        proc = None
+        why = error.message
+    if proc is None or proc.returncode != 0 or "ok" not in proc.stdout:
+        shown = proc.describe() if proc is not None else why
+        report.add("hook", FAIL, f"the hook's program does not run: {shown}",
+                   "reinstall rescale-ssh if needed, then `rescale-ssh install`")
+        return
+    report.add("hook", PASS, "the hook is installed and its program runs: "
+               "`ssh rescale-<any job>` works")
 
 
 def _key(report: Report, identity: str) -> keys.KeyFile | None:

@@ -21,7 +21,8 @@ from rescale_ssh.errors import ExitCode, InvalidValueError, RescaleSSHError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.jobcache import FAILED, OK, Entry
 
-USAGE = "usage: rescale-ssh hook [--state DIR] ALIAS"
+USAGE = "usage: rescale-ssh hook [--state DIR] ALIAS | --check"
+NOT_OURS = 1  # the alias is a host of the user's own (claims.py): ssh goes on without us
 
 
 def main(argv: list[str]) -> int:
@@ -33,6 +34,9 @@ def main(argv: list[str]) -> int:
     if len(args) == 3 and args[0] == "--state":
         state_dir = args[1]
         args = args[2:]
+    if args == ["--check"]:  # doctor: this interpreter starts the hook's code
+        print("rescale-ssh hook: ok")
+        return 0
     if len(args) != 1:
         print(USAGE, file=sys.stderr)
         return ExitCode.USAGE
@@ -43,6 +47,9 @@ def main(argv: list[str]) -> int:
             state_dir = str(paths.state_dir())
         conf = hookconf.load(state_dir)
         job = job_from_alias(args[0], source="the ssh command line")
+        if not os.path.exists(jobcache.path_for(conf.state_dir, job)) and users_own(
+                conf, args[0]):
+            return NOT_OURS
         ensure(conf, job)
     except RescaleSSHError as error:
         # Not even a failure block could be written: say why; ssh goes on without our block.
@@ -56,6 +63,21 @@ def main(argv: list[str]) -> int:
               f"{exc.strerror or exc}", file=sys.stderr)
         return ExitCode.CONFIG
     return 0
+
+
+def users_own(conf: HookConf, alias: str) -> bool:
+    """The alias is a host of the user's, added to their config after ``install`` (which
+    excluded the ones it saw): no request goes to the platform; the Match lines are rewritten
+    to leave it alone from now on. Only on the cold path (a job never resolved)."""
+    if not conf.config:
+        return False
+    from rescale_ssh import claims, included
+
+    names = claims.names(conf.config, skip=(conf.state_dir,))
+    if alias not in names:
+        return False
+    included.write(conf.state_dir, included.render(conf.state_dir, hook=True, claimed=names))
+    return True
 
 
 def ensure(conf: HookConf, job: str) -> Entry:

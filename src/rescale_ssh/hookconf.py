@@ -18,15 +18,18 @@ DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, qu
 DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
 DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
 KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "profile", "ttl",
-                  "failure_ttl", "timeout", "wait", "precedence"))
+                  "failure_ttl", "timeout", "wait", "precedence", "config", "version"))
+VERSION = "2"  # hook.conf of this layout (none: an earlier version wrote it)
 HOSTS_FILE = "hosts.conf"
 FRESH_FILE = "fresh.conf"
 SCRIPT_FILE = "hook"
+FILE_INCLUDED = "ssh.conf"  # included.FILE (not imported: the warm path reads this module)
 
 
 class HookConf:
-    __slots__ = ("failure_ttl", "identity", "known_hosts", "launcher", "platform", "precedence",
-                 "profile", "python", "state_dir", "timeout", "ttl", "wait")
+    __slots__ = ("config", "failure_ttl", "identity", "known_hosts", "launcher", "platform",
+                 "precedence", "profile", "python", "state_dir", "timeout", "ttl", "version",
+                 "wait")
 
     def __init__(
         self,
@@ -43,6 +46,8 @@ class HookConf:
         timeout: float = DEFAULT_TIMEOUT,
         wait: float = DEFAULT_WAIT,
         precedence: tuple[str, ...] = (),
+        config: str = "",
+        version: str = VERSION,
     ) -> None:
         self.state_dir = state_dir
         self.python = python
@@ -55,7 +60,9 @@ class HookConf:
         self.failure_ttl = failure_ttl
         self.timeout = timeout
         self.wait = wait
-        self.precedence = precedence
+        self.precedence = precedence  # only in hook.conf of earlier versions (hosts.conf)
+        self.config = config  # the ssh config install wrote: the user's hosts are read there
+        self.version = version
 
     @property
     def program(self) -> list[str]:
@@ -64,9 +71,9 @@ class HookConf:
 
     @property
     def hosts_file(self) -> str:
-        """Blocks of every job reached through the hook; included at the end of the managed
-        section only when the user's config sets some of our options for every host: those
-        options (lowercase ssh keywords) are ``precedence`` (blockfile.py)."""
+        """Earlier versions included this at the end of the managed section when the user's
+        config set some of our options for every host (``precedence``): kept up to date while
+        such a config is in use (blockfile.py)."""
         return os.path.join(self.state_dir, HOSTS_FILE)
 
     @property
@@ -80,23 +87,46 @@ class HookConf:
         return os.path.join(self.state_dir, SCRIPT_FILE)
 
     def script_text(self) -> str:
-        """A POSIX sh script: a job with a marker (blockfile.py) needs no Python; any other
-        name runs the hook. ssh runs ``Match exec`` through ``$SHELL -c``: a one-word command
-        works in every shell, and it keeps the Match line short, which matters because OpenSSH
-        expands the whole exec command for every host that reaches it (bench/ item 2)."""
+        """A POSIX sh script, what the Match lines of ssh.conf run (included.py).
+
+        ``hook ALIAS``: a job with a marker (blockfile.py) needs no Python; any other name
+        starts the hook. ``--broken ALIAS`` succeeds only when the hook cannot start (its
+        program or settings are gone), and ``--explain ALIAS`` then says so, in one line. ssh
+        runs ``Match exec`` through ``$SHELL -c``: a one-word command works in every shell, and
+        it keeps the Match line short, which matters because OpenSSH expands the whole exec
+        command for every host that reaches it (bench/ item 2). Only shell builtins run before
+        Python starts."""
         from rescale_ssh.hostblock import command, shell_word
 
         def word(path: str) -> str:  # no ssh expands this file: a % stays single
             return shell_word(path, field="state folder", tokens=False)
 
-        state, live, fresh = word(self.state_dir), word(f"{self.state_dir}/live/"), \
-            word(self.fresh_file)
+        program = self.python or self.launcher
+        names = [f"program={word(program)}"]
+        checks = ['[ -x "$program" ] || broken="$program is gone"']
+        if self.python:
+            names.append(f"launcher={word(self.launcher)}")
+            checks.append('[ -f "$launcher" ] || broken="${broken:-$launcher is gone}"')
+        fix = ("reinstall rescale-ssh if it was removed or its Python upgraded, then run "
+               "\\`rescale-ssh install\\`")
         return (
             "#!/bin/sh\n"
-            "# Written by `rescale-ssh install` (run it again to rewrite this file); ssh runs it\n"
-            "# for rescale-* names from the Match line at the end of your ssh config.\n"
-            f'[ -e {live}"$1" ] && [ -e {fresh} ] && exit 0\n'
-            f'exec {command(self.program, tokens=False)} hook --state {state} "$1"\n'
+            "# Written by `rescale-ssh install` (run it again to rewrite this file; `rescale-ssh\n"
+            "# doctor` checks it). ssh runs it for rescale-* names from the Match lines of\n"
+            f"# {self.state_dir}/{FILE_INCLUDED}, which your ssh config includes.\n"
+            + "".join(f"{line}\n" for line in names)
+            + f"state={word(self.state_dir)}\n"
+            "broken=\n"
+            + "".join(f"{line}\n" for line in checks)
+            + '[ -f "$state/hook.conf" ] || broken="${broken:-$state/hook.conf is gone}"\n'
+            'case "$1" in\n'
+            '--broken) [ -n "$broken" ] && exit 0; exit 1 ;;\n'
+            '--explain) [ -n "$broken" ] && printf \'%s\\n\' "rescale-ssh: error: cannot reach $2:'
+            f' the hook cannot start ($broken); fix: {fix}" >&2; exit 1 ;;\n'
+            "esac\n"
+            '[ -n "$broken" ] && exit 1\n'
+            '[ -e "$state/live/$1" ] && [ -e "$state/fresh.conf" ] && exit 0\n'
+            f'exec {command(self.program, tokens=False)} hook --state "$state" "$1"\n'
         )
 
     def to_text(self) -> str:
@@ -113,6 +143,8 @@ class HookConf:
                 "timeout": f"{self.timeout:g}",
                 "wait": f"{self.wait:g}",
                 "precedence": ",".join(self.precedence),
+                "config": self.config,
+                "version": self.version,
             }
         )
 
@@ -155,4 +187,7 @@ def load(state_dir: str) -> HookConf:
         wait=number("wait", DEFAULT_WAIT),
         precedence=tuple(word for word in record.get("precedence", "").split(",")
                          if word.isascii() and word.isalpha()),
+        config=validate.local_path(record["config"], field="ssh config", source=source)
+        if record.get("config") else "",
+        version=record.get("version", ""),
     )

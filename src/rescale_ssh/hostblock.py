@@ -88,37 +88,45 @@ def shell_word(path: str, *, field: str, tokens: bool = True) -> str:
     return "'" + (value.replace("%", "%%") if tokens else value) + "'"
 
 
-def render(entry: HostEntry, *, proxy: list[str] | None = None) -> list[str]:
+def render(entry: HostEntry, *, proxy: list[str] | None = None,
+           accept_new: bool = False) -> list[str]:
     """The lines of one Host block (without line endings).
 
     ``proxy`` (from :func:`proxy_lines`) is added to blocks written by the hook: ssh then connects
     through ``rescale-ssh proxy``, which hands the socket over and exits (ProxyUseFdpass).
+    ``accept_new`` writes ``StrictHostKeyChecking accept-new`` into the block (the hook's, in
+    the tool's own files); the static blocks in the user's file get it from the tool's
+    included file instead (included.py), so that file holds nothing an OpenSSH older than 7.6
+    refuses to read (a config shared through dotfiles with an older machine).
     """
     t = entry.target
     job = validate.job_id(t.job)
     meta = f"{job} workdir={validate.remote_path(t.workdir)}"
     lines = [
-        *_login_lines(entry, alias_for(job), meta, t.host, t.port),
+        *_login_lines(entry, alias_for(job), meta, t.host, t.port, accept_new),
         f"{INDENT}ServerAliveInterval {KEEPALIVE_INTERVAL}",
         f"{INDENT}ServerAliveCountMax {KEEPALIVE_COUNT}",
     ]
     if proxy is not None:
         lines += proxy
     for index, (host, port) in enumerate(t.workers, start=1):
-        lines += ["", *render_worker(entry, index, host, port)]
+        lines += ["", *render_worker(entry, index, host, port, accept_new=accept_new)]
     return lines
 
 
-def render_worker(entry: HostEntry, index: int, host: str, port: int) -> list[str]:
+def render_worker(entry: HostEntry, index: int, host: str, port: int, *,
+                  accept_new: bool = False) -> list[str]:
     """A worker node, reached through the head node (``ProxyJump rescale-<JOB>``)."""
     job = validate.job_id(entry.target.job)
     return [
-        *_login_lines(entry, worker_alias(job, index), f"{job} worker={index}", host, port),
+        *_login_lines(entry, worker_alias(job, index), f"{job} worker={index}", host, port,
+                      accept_new),
         f"{INDENT}ProxyJump {alias_for(job)}",
     ]
 
 
-def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int) -> list[str]:
+def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int,
+                 accept_new: bool) -> list[str]:
     """What every block has: where, who, which key, and the per-alias host key."""
     lines = [
         f"Host {alias}",
@@ -132,14 +140,15 @@ def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int) 
             f"{INDENT}IdentityFile {quote_path(entry.identity, field='identity file')}",
             f"{INDENT}IdentitiesOnly yes",
         ]
-    return [
-        *lines,
+    lines += [
         # HostKeyAlias takes no %-tokens (verified on 9.2), so the alias is written literally:
         # a new cluster reusing an old IP never trips "host key changed" for another job.
         f"{INDENT}HostKeyAlias {alias}",
         f"{INDENT}UserKnownHostsFile {quote_path(entry.known_hosts, field='known_hosts file')}",
-        f"{INDENT}StrictHostKeyChecking accept-new",
     ]
+    if accept_new:  # OpenSSH 7.6 and newer (openssh.py)
+        lines.append(f"{INDENT}StrictHostKeyChecking accept-new")
+    return lines
 
 
 def command(program: list[str], *, tokens: bool = True) -> str:
@@ -172,9 +181,9 @@ def failure_block(job: str, program: list[str], state_dir: str) -> list[str]:
     ]
 
 
-def render_all(entries: Iterable[HostEntry]) -> list[str]:
+def render_all(entries: Iterable[HostEntry], *, accept_new: bool = False) -> list[str]:
     lines: list[str] = []
     for entry in sorted(entries, key=lambda e: e.job):
-        lines += render(entry)
+        lines += render(entry, accept_new=accept_new)
         lines.append("")
     return lines

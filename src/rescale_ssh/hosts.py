@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, knownhosts, section, validate
+from rescale_ssh import configfile, knownhosts, section, toolfiles, validate
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import NotFoundError
 from rescale_ssh.hostblock import HostEntry
@@ -61,8 +61,8 @@ def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResu
         current.entries[target.job] = entry
         return section.splice(data, current, path=str(path))
 
-    change = configfile.update(path, compute, dry_run=dry_run,
-                               by_hand=section.by_hand)
+    change = toolfiles.write_section(settings, compute, dry_run=dry_run,
+                                     action=f"add job {target.job}")
     if not dry_run:
         knownhosts.ensure(Path(entry.known_hosts))
     before = previous[0] if previous else None
@@ -94,8 +94,7 @@ def remove(settings: Settings, job: str, *, dry_run: bool = False) -> RemoveResu
         removed[:] = [current.entries.pop(job)]
         return section.splice(data, current, path=str(path))
 
-    change = configfile.update(path, compute, dry_run=dry_run,
-                               by_hand=section.by_hand)
+    change = toolfiles.write_section(settings, compute, dry_run=dry_run, action=None)
     entry = removed[0] if removed else None
     known = Path(entry.known_hosts if entry else settings.known_hosts)
     forgotten = knownhosts.forget(known, [alias_for(job)], dry_run=dry_run)

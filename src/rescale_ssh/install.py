@@ -1,30 +1,36 @@
-"""``install`` / ``uninstall``: the just-in-time hook in the ssh config, and its files.
+"""``install`` / ``uninstall``: the just-in-time hook, in the section and in the tool's files.
 
-``install`` writes ``<state>/hook.conf`` (what the hook must agree on with the config), then adds
-the hook to the ssh config: the ``Match ... exec`` block at the end of the file and, only when
-the user's config sets one of our options for every host, an ``Include`` of earlier results at
-the end of the top section (blockfile.py says why that is not always there). ``uninstall``
-removes both, every block, and the tool's files, leaving the config as it was before.
+``install`` writes the hook's files (toolfiles.py: its settings, its script, the included
+``ssh.conf`` with the hook's ``Match``), then marks the section as holding the hook. Run again,
+it repairs whatever is broken (a missing state folder, a script or settings from an earlier
+version, a program that is gone, an earlier version's layout of the config) and says exactly
+what it repaired. ``uninstall`` removes the section and the tool's files, leaving the config as
+it was before.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescale_ssh import blockfile, configfile, hookconf, knownhosts, paths, section
-from rescale_ssh import settings as settings_module
+from rescale_ssh import (
+    blockfile,
+    claims,
+    configfile,
+    hookconf,
+    included,
+    paths,
+    section,
+    toolfiles,
+)
 from rescale_ssh.configfile import Change
-from rescale_ssh.errors import ConfigError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
 
 TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
-              hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts")
+              hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts", included.FILE)
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
@@ -33,14 +39,9 @@ class InstallResult:
     change: Change
     conf: HookConf
     dry_run: bool
-    shadowed: list[str]
-
-
-# Options of the hook's blocks that the user's own config can take first (first value wins):
-# the hook's block is included after the user's lines on a job's first connection.
-WATCHED = ("user", "port", "hostname", "identitiesonly", "stricthostkeychecking",
-           "userknownhostsfile", "hostkeyalias", "proxycommand", "proxyjump")
-PROBE_ALIAS = "rescale-Probe0"
+    repaired: list[str] = field(default_factory=list)  # empty on a first install
+    left_alone: list[claims.Claim] = field(default_factory=list)
+    was_installed: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,99 +51,37 @@ class UninstallResult:
     dry_run: bool
 
 
-def program() -> tuple[str, str]:
-    """The interpreter and launcher ssh will run: ``python -I -S .../launch.py``."""
-    launcher = Path(__file__).with_name("launch.py")
-    return sys.executable, str(launcher)
-
-
-def hook_conf(settings: Settings, *, timeout: float | None = None,
-              wait: float | None = None, precedence: tuple[str, ...] = ()) -> HookConf:
-    state_dir = section.validate_state_dir(str(paths.state_dir()))
-    python, launcher = program()
-    platform = ""
-    if settings.platform_flag or os.environ.get(settings_module.ENV_PLATFORM):
-        platform = settings.platform()  # chosen explicitly: the hook must use the same one
-    return HookConf(
-        state_dir=state_dir,
-        python=python,
-        launcher=launcher,
-        identity=settings.identity,
-        known_hosts=settings.known_hosts,
-        platform=platform,
-        profile=settings.profile_name or "",
-        timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
-        wait=hookconf.DEFAULT_WAIT if wait is None else wait,
-        precedence=precedence,
-    )
-
-
 def install(settings: Settings, *, dry_run: bool = False, timeout: float | None = None,
             wait: float | None = None) -> InstallResult:
+    from rescale_ssh import openssh
+
+    openssh.require_supported("install the hook")
     path = settings.ssh_config
-    shadowed = shadowing(path)
-    conf = hook_conf(settings, timeout=timeout, wait=wait, precedence=tuple(shadowed))
-    spec = HookSpec(state_dir=conf.state_dir, precedence=bool(conf.precedence))
+    configfile.check_secure(path)  # before any file of ours is written
+    data = configfile.read_bytes(path) or b""
+    before = section.read(data, path=str(path))
+    conf = toolfiles.hook_conf(settings, timeout=timeout, wait=wait)
+    left_alone = claims.find(str(path), data, skip=(conf.state_dir,))
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))
-        current.hook = spec
+        current.hook = HookSpec(state_dir=conf.state_dir)
         return section.splice(data, current, path=str(path))
 
-    if not dry_run:
-        from rescale_ssh import store
-
-        store.ensure_dir(conf.state_dir)
-        store.write_atomic(os.path.join(conf.state_dir, hookconf.FILE), conf.to_text())
-        store.write_atomic(conf.script_file, conf.script_text())
-        os.chmod(conf.script_file, 0o700)
-        blockfile.rebuild(conf)
-        for name in LEGACY_FILES:
-            shutil.rmtree(os.path.join(conf.state_dir, name), ignore_errors=True)
-    change = configfile.update(path, compute, dry_run=dry_run,
-                               by_hand=section.by_hand)
-    if not dry_run:
-        knownhosts.ensure(Path(conf.known_hosts))
-    return InstallResult(change=change, conf=conf, dry_run=dry_run, shadowed=shadowed)
-
-
-def shadowing(config: Path) -> list[str]:
-    """The watched options the user's config sets for every ``rescale-*`` name.
-
-    ``ssh -G`` with the config (our regions taken out, so no hook runs and no block of ours
-    counts) vs with an empty one (both ignore /etc/ssh/ssh_config), for an alias no block
-    matches.
-    """
-    import subprocess
-    import tempfile
-
-    ssh = shutil.which("ssh")
-    if ssh is None:
-        return []
-    try:
-        data = config.read_bytes()
-        theirs = section.splice(data, Section(), path=str(config))
-    except (OSError, ConfigError):
-        return []
-
-    def effective(path: str) -> dict[str, str]:
-        try:
-            proc = subprocess.run([ssh, "-G", "-F", path, PROBE_ALIAS], capture_output=True,
-                                  text=True, timeout=20, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired):
-            return {}
-        pairs = (line.partition(" ") for line in proc.stdout.splitlines())
-        return {key: value for key, _, value in pairs if key in WATCHED}
-
-    with tempfile.TemporaryDirectory(prefix="rescale-ssh-") as folder:
-        copy = os.path.join(folder, "config")
-        with open(copy, "wb") as handle:
-            handle.write(theirs)
-        mine = effective(copy)
-    default = effective(os.devnull)
-    if not mine or not default:
-        return []
-    return [key for key in WATCHED if mine.get(key) != default.get(key)]
+    notes: list[str] = []
+    if not dry_run:  # also for a read-only config: the lines it prints need these files
+        compute(data)  # a damaged section or a line of the user's in it: stop before any file
+        notes = toolfiles.ensure(conf.state_dir, conf=conf,
+                                 claimed=sorted({claim.name for claim in left_alone}))
+    change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand)
+    if before.hook is not None and before.legacy:
+        notes.append(f"rewrote the rescale-ssh lines of {path} as this version writes them "
+                     "(an earlier version wrote them, or they were edited)")
+    if before.hook is not None and before.hook.state_dir != conf.state_dir:
+        notes.append(f"the hook's files moved from {before.hook.state_dir} to {conf.state_dir}")
+    return InstallResult(change=change, conf=conf, dry_run=dry_run,
+                         repaired=notes if before.hook is not None else [],
+                         left_alone=left_alone, was_installed=before.hook is not None)
 
 
 def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:

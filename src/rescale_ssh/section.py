@@ -1,10 +1,22 @@
 """The marked section of the user's ssh config that rescale-ssh owns, spliced at byte level.
 
 Every byte outside the section is kept exactly (CRLF, tabs, no final newline, non-UTF-8
-comments). The section is inserted at the very top of the file: OpenSSH takes the first value it
-obtains, so our Host blocks must come before the user's global options and ``Host *``. It ends
-with ``Host *`` so the user's global lines that follow stay global (ssh_config(5): a Host block
-runs to the next Host or Match line).
+comments). The section is the only thing rescale-ssh writes into the user's file, at the very
+top: OpenSSH takes the first value it obtains, so our blocks must come before the user's global
+options and ``Host *``. It holds the static blocks of added jobs, then ``Host *`` (a Host block
+runs to the next Host or Match line, ssh_config(5): the user's lines below stay global), then an
+``Include`` of the tool's own ``<state>/ssh.conf`` (included.py): the host-key policy of the
+blocks above and, when installed, the hook's ``Match``. OpenSSH restores the including file's
+scope after an Include (readconf.c, verified on 9.2), so nothing in that file leaks below.
+
+Putting what changes between versions (the hook's Match, its script, ``accept-new``) into the
+tool's own file keeps the user's file readable by every OpenSSH from 7.3 on, and by parsers
+that stop at ``Match`` or skip ``Include``; and an upgrade never needs to touch it.
+
+Configs written by earlier versions also had a hook region at the end of the file (``# >>>
+rescale-ssh hook``); it is read, and removed by the next write, which puts the Include here.
+A line of the user's own found between our markers is never dropped: the command stops and
+says which line to move (:func:`foreign_lines`).
 """
 
 from __future__ import annotations
@@ -23,96 +35,110 @@ HOOK_BEGIN_ADDED = (  # the file had no final newline: this region brought the o
     b"# >>> rescale-ssh hook (with the newline above): `rescale-ssh uninstall` removes it >>>"
 )
 HOOK_END = b"# <<< rescale-ssh hook <<<"
-HOOK_META = "# rescale-ssh hook state="
+HOOK_META = "# rescale-ssh hook state="  # the hook is installed; its files are in that folder
+STATE_META = "# rescale-ssh state="  # no hook: the folder of the Include'd host-key policy
 _BEGIN_PREFIX = b"# >>> rescale-ssh managed"
 _END_PREFIX = b"# <<< rescale-ssh managed"
 _HOOK_BEGIN_PREFIX = b"# >>> rescale-ssh hook"
 _HOOK_END_PREFIX = b"# <<< rescale-ssh hook"
 SCOPE_RESET = "Host *"
+INTRO = (
+    "# Hosts for Rescale jobs: `rescale-ssh list` shows them, `rescale-ssh remove JOB`",
+    "# drops one. The scope reset at the end keeps the lines below this section global;",
+    "# the Include adds rescale-ssh's host-key policy and, if installed, its hook.",
+)
+# Comment lines earlier versions wrote inside their regions: ours, not the user's.
+_OLD_COMMENTS = frozenset((
+    "# drops one. The scope reset at the end keeps the lines below this section global.",
+    "# Jobs reached before through the hook (see the end of this file).",
+    "# Jobs reached before through the hook (see the end of this file): first, as",
+    "# the lines below set options for every host.",
+))
+_OUR_COMMENTS = frozenset(INTRO) | _OLD_COMMENTS
+# What our blocks set (hostblock.render, and earlier versions): lines with other keywords
+# inside the section are the user's.
+BLOCK_KEYWORDS = frozenset((
+    "hostname", "port", "user", "identityfile", "identitiesonly", "hostkeyalias",
+    "userknownhostsfile", "stricthostkeychecking", "serveraliveinterval", "serveralivecountmax",
+    "proxyjump",
+))
 
 
 @dataclass(frozen=True)
 class HookSpec:
-    """What ``install`` put in: the folder of the hook's files (its script, which the Match
-    line runs, included), and whether the jobs it reached need an ``Include`` at the top
-    (``precedence``: the user's own config sets an option of ours for every host, which would
-    win over a block at the end)."""
+    """``install`` put the hook in: its files (the script the Match line runs, hook.conf, the
+    blocks it writes) are in ``state_dir``."""
 
     state_dir: str
-    precedence: bool = False
-
-    @property
-    def hosts_file(self) -> str:
-        return hostblock.quote_path(f"{self.state_dir}/hosts.conf", field="state folder")
-
-    @property
-    def fresh_file(self) -> str:
-        return hostblock.quote_path(f"{self.state_dir}/fresh.conf", field="state folder")
 
 
 @dataclass
 class Section:
-    """What the tool owns: one Host block per added job, and the hook when installed."""
+    """What the tool owns: one Host block per added job, the hook when installed, and the
+    folder of the tool's files that the section includes (``state_dir``; None: not yet
+    chosen, the caller's default applies)."""
 
     entries: dict[str, HostEntry] = field(default_factory=dict)
     hook: HookSpec | None = None
+    state_dir: str | None = None
+    legacy: bool = False  # read from a layout an earlier version wrote
 
     def is_empty(self) -> bool:
         return not self.entries and self.hook is None
 
+    def folder(self) -> str:
+        """The state folder the Include names: the hook's, else the one read, else ours."""
+        if self.hook is not None:
+            return self.hook.state_dir
+        if self.state_dir is not None:
+            return self.state_dir
+        from rescale_ssh import paths
+
+        return str(paths.state_dir())
+
+    def includable(self) -> bool:
+        """The folder can be named in an Include (validate_state_dir). When it cannot (a home
+        folder with a ``%`` or a glob character), the static blocks carry their host-key
+        policy themselves and nothing is included; the hook is refused for such a folder."""
+        from rescale_ssh.errors import InvalidValueError
+
+        try:
+            validate_state_dir(self.folder())
+        except InvalidValueError:
+            return self.hook is not None  # let render() raise: install refuses it
+        return True
+
+    def included_file(self) -> str:
+        from rescale_ssh import included
+
+        return f"{self.folder()}/{included.FILE}"
+
     def render(self) -> bytes:
-        """The top region: static blocks first (first value wins), then, when the hook needs
-        precedence, its earlier results (``Include``), then ``Host *`` so the user's lines
-        below stay global. Nothing at all when neither is there: every line here is read by
-        every ssh run (bench/ item 2)."""
-        if not self.entries and (self.hook is None or not self.hook.precedence):
+        """The whole region, or nothing when there is nothing to hold: every line here is read
+        by every ssh run (bench/ item 2)."""
+        if self.is_empty():
             return b""
+        if not self.includable():
+            lines = [*INTRO[:2], "",
+                     *hostblock.render_all(self.entries.values(), accept_new=True), SCOPE_RESET]
+            return BEGIN + b"\n" + "\n".join(lines).encode("utf-8") + b"\n" + END + b"\n"
+        meta = HOOK_META if self.hook is not None else STATE_META
         lines = [
-            "# Hosts for Rescale jobs: `rescale-ssh list` shows them, `rescale-ssh remove JOB`",
-            "# drops one. The scope reset at the end keeps the lines below this section global.",
+            *INTRO,
+            f"{meta}{validate_state_dir(self.folder())}",
             "",
             *hostblock.render_all(self.entries.values()),
+            SCOPE_RESET,
+            f"Include {hostblock.quote_path(self.included_file(), field='state folder')}",
         ]
-        if self.hook is not None and self.hook.precedence:
-            lines += [
-                "# Jobs reached before through the hook (see the end of this file): first, as",
-                "# the lines below set options for every host.",
-                SCOPE_RESET,
-                f"Include {self.hook.hosts_file}",
-            ]
-        lines.append(SCOPE_RESET)
         body = "\n".join(lines).encode("utf-8") + b"\n"
         return BEGIN + b"\n" + body + END + b"\n"
-
-    def render_hook(self, *, newline_added: bool) -> bytes:
-        """The bottom region: ``Match ... exec`` runs the hook for aliases without a block.
-
-        At the very end of the file, so a parser that stops at ``Match`` (VS Code issue #9683)
-        loses nothing. ``originalhost`` comes before ``exec`` so other hosts never run it; the
-        patterns sit in double quotes (paramiko shlex-splits Match lines) and exclude names
-        with ``'``, which would end the single quotes around ``%n``.
-        """
-        if self.hook is None:
-            return b""
-        static = [f"!{alias_for(job)}{tail}" for job in sorted(self.entries) for tail in ("", "-*")]
-        patterns = ",".join(["rescale-*", "!*'*", *static])
-        # The script install wrote (HookConf.script_text): it tests the job's marker first.
-        script = hostblock.shell_word(f"{self.hook.state_dir}/hook", field="state folder")
-        command = f"{script} '%n'"
-        lines = [
-            HOOK_BEGIN_ADDED if newline_added else HOOK_BEGIN,
-            f"{HOOK_META}{self.hook.state_dir}".encode(),
-            f'Match originalhost "{patterns}" exec "{command}"'.encode(),
-            f"    Include {self.hook.fresh_file}".encode(),
-            HOOK_END,
-        ]
-        return (b"\n" if newline_added else b"") + b"\n".join(lines) + b"\n"
 
 
 @dataclass(frozen=True)
 class Span:
-    """Where a region is: ``data[start:stop]``; ``flag`` marks a hook region that brought the
-    newline before it (the file had no final newline)."""
+    """Where a region is: ``data[start:stop]``. ``flag`` marks an old hook region that brought
+    the newline before it (the file had no final newline): ``data[start]`` is that newline."""
 
     start: int
     stop: int
@@ -126,13 +152,29 @@ class Located:
     hook: Span | None
 
     def lines(self, span: Span | None) -> list[str]:
+        """The lines between the markers of a region."""
+        return [text for _, text in self.numbered(span)]
+
+    def numbered(self, span: Span | None) -> list[tuple[int, str]]:
+        """(line number in the file, text) of each line between the markers of a region."""
         if span is None:
             return []
-        inner = self.data[span.start : span.stop].strip(b"\r\n").split(b"\n")[1:-1]
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in inner]
+        start = span.start + 1 if span.flag else span.start
+        first = self.data.count(b"\n", 0, start) + 1
+        inner = self.data[start : span.stop].split(b"\n")
+        if inner and inner[-1] in (b"", b"\r"):
+            inner.pop()
+        return [(first + index, line.decode("utf-8", "replace").rstrip("\r"))
+                for index, line in enumerate(inner[1:-1], start=1)]
 
 
-def _span(data: bytes, begin: bytes, end: bytes, what: str, path: str) -> Span | None:
+def _span(data: bytes, begin: bytes, end: bytes, full_end: bytes, what: str,
+          path: str) -> Span | None:
+    """The region between a line starting with ``begin`` and one starting with ``end``.
+
+    It ends right after the end marker's line ending; if the user appended text to the marker
+    line itself (a file whose final newline they had removed), that text is theirs and stays
+    outside the region."""
     begins: list[int] = []
     ends: list[int] = []
     offset = 0
@@ -141,7 +183,12 @@ def _span(data: bytes, begin: bytes, end: bytes, what: str, path: str) -> Span |
         if stripped.startswith(begin):
             begins.append(offset)
         elif stripped.startswith(end):
-            ends.append(offset + len(line))
+            indent = len(line) - len(stripped)
+            tail = stripped[len(full_end):] if stripped.startswith(full_end) else b""
+            if tail.rstrip(b"\r\n") and not tail.strip(b" \t\r\n").startswith(b"#"):
+                ends.append(offset + indent + len(full_end))  # text glued to the marker
+            else:
+                ends.append(offset + len(line))
         offset += len(line)
     if not begins and not ends:
         return None
@@ -165,8 +212,8 @@ def _span(data: bytes, begin: bytes, end: bytes, what: str, path: str) -> Span |
 
 def locate(data: bytes, *, path: str) -> Located:
     """Find our regions; refuse to guess when one was damaged by hand."""
-    top = _span(data, _BEGIN_PREFIX, _END_PREFIX, "section", path)
-    hook = _span(data, _HOOK_BEGIN_PREFIX, _HOOK_END_PREFIX, "hook", path)
+    top = _span(data, _BEGIN_PREFIX, _END_PREFIX, END, "section", path)
+    hook = _span(data, _HOOK_BEGIN_PREFIX, _HOOK_END_PREFIX, HOOK_END, "hook", path)
     if top is not None and hook is not None and top.start < hook.stop and hook.start < top.stop:
         raise ConfigError(f"the rescale-ssh section and hook of {path} overlap",
                           f"remove both from {path} by hand, then add the jobs again")
@@ -176,27 +223,29 @@ def locate(data: bytes, *, path: str) -> Located:
 def read(data: bytes, *, path: str) -> Section:
     located = locate(data, path=path)
     source = f"the rescale-ssh section of {path}"
-    entries = parse_blocks(located.lines(located.top), source=source)
+    top_lines = located.lines(located.top)
+    entries = parse_blocks(top_lines, source=source)
     hook = None
-    for line in located.lines(located.hook):
-        if line.startswith(HOOK_META):
-            hook = hook_spec(line[len(HOOK_META) :].strip(), source=source)
+    state = None
+    for line in [*top_lines, *located.lines(located.hook)]:
+        text = line.strip()
+        if text.startswith(HOOK_META):
+            hook = HookSpec(validate_state_dir(text[len(HOOK_META):].strip(), source=source))
+        elif text.startswith(STATE_META):
+            state = validate_state_dir(text[len(STATE_META):].strip(), source=source)
     if located.hook is not None and hook is None:
         raise ConfigError(f"the rescale-ssh hook of {path} is damaged (no state line)",
                           "run `rescale-ssh uninstall`, then `rescale-ssh install`")
-    return Section(entries={entry.job: entry for entry in entries}, hook=hook)
-
-
-def hook_spec(state_dir: str, *, source: str) -> HookSpec:
-    from rescale_ssh import hookconf
-
-    checked = validate_state_dir(state_dir, source=source)
-    conf = hookconf.load(checked)
-    return HookSpec(state_dir=checked, precedence=bool(conf.precedence))
+    current = Section(entries={entry.job: entry for entry in entries}, hook=hook,
+                      state_dir=state)
+    current.legacy = located.hook is not None or (
+        located.top is not None and data[located.top.start : located.top.stop]
+        != current.render())
+    return current
 
 
 def validate_state_dir(value: str, *, source: str | None = None) -> str:
-    """The hook's folder appears in Include lines: no glob characters, and no
+    """The tool's folder appears in Include lines: no glob characters, and no
     ``%``: OpenSSH 9.2 takes Include arguments without %-token expansion (verified: ``%%``
     stays doubled), so no spelling of a literal ``%`` works there in every version."""
     from rescale_ssh import validate
@@ -229,18 +278,7 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
             order.append(parsed_line.host)
             continue
         options_of.setdefault(parsed_line.host, {}).setdefault(key, parsed_line.value)
-    heads: dict[str, tuple[str, str]] = {}  # alias -> (job, workdir)
-    workers: dict[str, dict[int, str]] = {}  # job -> {index: alias}
-    for line in lines:
-        text = line.strip()
-        if not text.startswith(hostblock.META_PREFIX):
-            continue
-        job, _, rest = text[len(hostblock.META_PREFIX) :].partition(" ")
-        key, _, value = rest.strip().partition("=")
-        if key == "workdir":
-            heads[alias_for(job)] = (job, value)
-        elif key == "worker" and value.isdigit():
-            workers.setdefault(job, {})[int(value)] = worker_alias(job, int(value))
+    heads, workers = _metas(lines)
     entries = []
     for alias in order:
         if alias not in heads:
@@ -272,6 +310,59 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
     return entries
 
 
+def _metas(lines: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, dict[int, str]]]:
+    """The marker comments: heads (alias -> (job, workdir)) and workers (job -> {n: alias})."""
+    heads: dict[str, tuple[str, str]] = {}
+    workers: dict[str, dict[int, str]] = {}
+    for line in lines:
+        text = line.strip()
+        if not text.startswith(hostblock.META_PREFIX):
+            continue
+        job, _, rest = text[len(hostblock.META_PREFIX) :].partition(" ")
+        key, _, value = rest.strip().partition("=")
+        if key == "workdir":
+            heads[alias_for(job)] = (job, value)
+        elif key == "worker" and value.isdigit():
+            workers.setdefault(job, {})[int(value)] = worker_alias(job, int(value))
+    return heads, workers
+
+
+def foreign_lines(located: Located) -> list[tuple[int, str]]:
+    """Lines between our markers that rescale-ssh never writes: the user's (line number, text).
+
+    Ours are blank lines, our comments, ``Host *`` and the Host lines of the jobs whose marker
+    comment is there, the options our blocks set, and the Include and Match lines that name a
+    state folder of ours."""
+    found: list[tuple[int, str]] = []
+    numbered = [*located.numbered(located.top), *located.numbered(located.hook)]
+    heads, workers = _metas([text for _, text in numbered])
+    aliases = set(heads) | {alias for by_index in workers.values() for alias in by_index.values()}
+    folders = [text.strip().split("=", 1)[1].strip() for _, text in numbered
+               if text.strip().startswith((HOOK_META, STATE_META))]
+    for number, text in numbered:
+        if not _ours(text.strip(), aliases, folders):
+            found.append((number, text))
+    return found
+
+
+def _ours(text: str, aliases: set[str], folders: list[str]) -> bool:
+    if not text:
+        return True
+    if text.startswith("#"):
+        return text in _OUR_COMMENTS or text.startswith(("# rescale-ssh ", "# >>> rescale-ssh",
+                                                         "# <<< rescale-ssh"))
+    keyword, _, rest = text.replace("=", " ", 1).partition(" ")
+    keyword, rest = keyword.lower(), rest.strip()
+    if keyword == "host":
+        return rest == "*" or rest in aliases
+    if keyword in BLOCK_KEYWORDS:
+        return True
+    if keyword == "include":
+        return any(folder and folder in rest for folder in folders)
+    # Earlier versions' hook Match (`rescale-ssh hook` for rescale-* names).
+    return keyword == "match" and rest.startswith("originalhost ") and "rescale-*" in rest
+
+
 def by_hand(data: bytes) -> str:
     """Our regions of a config's planned content: what a user whose config rescale-ssh may not
     write (a dotfile manager's) can put in it themselves. Empty when nothing of ours remains."""
@@ -282,19 +373,34 @@ def by_hand(data: bytes) -> str:
 
 
 def splice(data: bytes, section: Section, *, path: str) -> bytes:
-    """``data`` with our regions replaced, inserted (top of file / end of file) or removed."""
+    """``data`` with our region replaced or inserted at the top of the file, any hook region of
+    an earlier version removed. Never joins, splits or drops a line of the user's: a region is
+    removed with its own line endings only (an old hook region's added newline stays when
+    the user wrote something after it), and a region holding a line of theirs is not touched
+    at all (ConfigError naming the line)."""
     located = locate(data, path=path)
     top = section.render()
     edits: list[tuple[int, int, bytes]] = []
     if located.top is not None:
         edits.append((located.top.start, located.top.stop, top))
     if located.hook is not None:
-        edits.append((located.hook.start, located.hook.stop,
-                      section.render_hook(newline_added=located.hook.flag)))
-    for start, stop, replacement in sorted(edits, reverse=True):
+        span = located.hook
+        # The newline an old region brought goes only when nothing of the user's follows it.
+        start = span.start + 1 if span.flag and data[span.stop:] else span.start
+        edits.append((start, span.stop, b""))
+    changes = [(start, stop, new) for start, stop, new in edits if data[start:stop] != new]
+    if changes:
+        theirs = foreign_lines(located)
+        if theirs:
+            number, text = theirs[0]
+            more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
+            raise ConfigError(
+                f"{path} line {number} is inside the rescale-ssh section, which rescale-ssh "
+                f"rewrites: {text.strip()[:80]!r}{more}",
+                "move your lines above the '# >>> rescale-ssh' line or below the "
+                "'# <<< rescale-ssh' line, then run the command again (nothing was changed)")
+    for start, stop, replacement in sorted(changes, reverse=True):
         data = data[:start] + replacement + data[stop:]
     if located.top is None and top:
         data = top + data
-    if located.hook is None and section.hook is not None:
-        data += section.render_hook(newline_added=bool(data) and not data.endswith(b"\n"))
     return data

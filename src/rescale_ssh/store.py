@@ -75,14 +75,15 @@ def format_record(record: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, data: str, *, durable: bool = True) -> bool:
-    """Write ``data`` unless the file already holds exactly that; True when it wrote.
+def write_atomic(path: str, data: str, *, durable: bool = True, mode: int = 0o600) -> bool:
+    """Write ``data`` unless the file already holds exactly that (with ``mode``); True when
+    it wrote.
 
     Readers see the old file or the new one, never a mix (rename). ``durable=False`` skips the
     fsync, for files that are only of use for a minute anyway."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == data:
+        with open(path, encoding="utf-8", newline="") as handle:
+            if handle.read() == data and (os.fstat(handle.fileno()).st_mode & 0o777) == mode:
                 return False
     except (OSError, UnicodeDecodeError):
         pass
@@ -90,7 +91,9 @@ def write_atomic(path: str, data: str, *, durable: bool = True) -> bool:
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if mode != 0o600:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(data)
             handle.flush()
             if durable:

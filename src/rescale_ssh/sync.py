@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescale_ssh import configfile, jobcache, joblist, knownhosts, section
+from rescale_ssh import configfile, jobcache, joblist, knownhosts, section, toolfiles
 from rescale_ssh.client import Client
 from rescale_ssh.configfile import Change
 from rescale_ssh.hostblock import HostEntry
@@ -79,8 +79,8 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
         fresh.entries = dict(wanted)
         return section.splice(data, fresh, path=str(path))
 
-    result.change = configfile.update(path, compute, dry_run=dry_run,
-                                      by_hand=section.by_hand)
+    result.change = toolfiles.write_section(
+        settings, compute, dry_run=dry_run, action="sync" if add and result.added else None)
     moved = [job for job in result.updated
              if (current.entries[job].target.host, current.entries[job].target.port)
              != (wanted[job].target.host, wanted[job].target.port)]

@@ -1,0 +1,180 @@
+"""The tool's files in its state folder, kept as this version writes them.
+
+The section in the user's config includes ``<state>/ssh.conf`` (included.py); with the hook,
+that file runs ``<state>/hook`` (the script), which starts the program named in ``hook.conf``.
+Every command that writes the section first makes these files current (:func:`write_section`),
+so no command can leave the config naming a file that is missing or from an earlier version
+(issue 12: an ``add`` after an upgrade once rewrote the Match line to run a script that only
+``install`` wrote). Each change is described, for ``install`` to say exactly what it repaired.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rescale_ssh import claims, configfile, hookconf, included, paths, section, store
+from rescale_ssh import settings as settings_module
+from rescale_ssh.configfile import Change
+from rescale_ssh.errors import RescaleSSHError
+from rescale_ssh.hookconf import HookConf
+from rescale_ssh.settings import Settings
+
+
+def program() -> tuple[str, str]:
+    """The interpreter and launcher ssh will run: ``python -I -S .../launch.py``."""
+    launcher = Path(__file__).with_name("launch.py")
+    return sys.executable, str(launcher)
+
+
+def hook_conf(settings: Settings, *, state_dir: str | None = None,
+              timeout: float | None = None, wait: float | None = None) -> HookConf:
+    """The hook's settings as ``install`` writes them now, from these settings."""
+    state = section.validate_state_dir(state_dir or str(paths.state_dir()))
+    python, launcher = program()
+    platform = ""
+    if settings.platform_flag or os.environ.get(settings_module.ENV_PLATFORM):
+        platform = settings.platform()  # chosen explicitly: the hook must use the same one
+    return HookConf(
+        state_dir=state,
+        python=python,
+        launcher=launcher,
+        identity=settings.identity,
+        known_hosts=settings.known_hosts,
+        platform=platform,
+        profile=settings.profile_name or "",
+        timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
+        wait=hookconf.DEFAULT_WAIT if wait is None else wait,
+        config=str(settings.ssh_config),
+    )
+
+
+def kept_conf(settings: Settings, state_dir: str) -> HookConf:
+    """The installed hook's settings, made to work with this version: what ``install`` chose
+    (identity, platform, time limits) stays; a program that is gone, or a hook.conf that is
+    missing or unreadable, is replaced by this one."""
+    fresh = hook_conf(settings, state_dir=state_dir)
+    try:
+        conf = hookconf.load(state_dir)
+    except RescaleSSHError:
+        return fresh
+    if not _runs(conf):
+        conf.python, conf.launcher = fresh.python, fresh.launcher
+    conf.config = conf.config or fresh.config
+    conf.precedence = ()  # hosts.conf belonged to the layout before this one
+    conf.version = hookconf.VERSION
+    return conf
+
+
+def _runs(conf: HookConf) -> bool:
+    if conf.python:
+        return os.access(conf.python, os.X_OK) and os.path.isfile(conf.launcher)
+    return os.access(conf.launcher, os.X_OK)
+
+
+def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str]) -> list[str]:
+    """Write what the section includes (and, with ``conf``, the hook's files) where it is
+    missing or not what this version writes. Returns what was changed, one sentence each."""
+    from rescale_ssh import blockfile
+
+    notes: list[str] = []
+    if not os.path.isdir(state_dir):
+        notes.append(f"created the state folder {state_dir}, which was missing")
+        store.ensure_dir(state_dir)
+    hook_changed = False
+    if conf is not None:
+        conf_path = os.path.join(state_dir, hookconf.FILE)
+        old = store.read_record(conf_path)
+        text = conf.to_text()
+        if _write(conf_path, text, 0o600, notes, what="the hook's settings",
+                  why=_conf_change(old, conf)):
+            hook_changed = True
+        if _write(conf.script_file, conf.script_text(), 0o700, notes, what="the hook's script",
+                  why="from an earlier version, or edited"):
+            hook_changed = True
+    _write(included.path_of(state_dir), included.render(state_dir, hook=conf is not None,
+                                                        claimed=claimed),
+           included.MODE, notes, what="the file the section includes",
+           why="from an earlier version, or your own hosts changed")
+    if conf is not None:
+        legacy = [name for name in (*blockfile.LEGACY, hookconf.HOSTS_FILE)
+                  if os.path.exists(os.path.join(state_dir, name))]
+        if hook_changed or legacy:
+            import shutil
+
+            for name in blockfile.LEGACY:
+                shutil.rmtree(os.path.join(state_dir, name), ignore_errors=True)
+            blockfile.rebuild(conf)  # blocks, markers and hosts.conf as this layout wants them
+        if legacy:
+            notes.append(f"removed what an earlier version kept in {state_dir} "
+                         f"({', '.join(sorted(legacy))})")
+    from rescale_ssh import knownhosts
+
+    known = conf.known_hosts if conf is not None else str(paths.known_hosts())
+    knownhosts.ensure(Path(known))
+    return notes
+
+
+def _write(path: str, text: str, mode: int, notes: list[str], *, what: str, why: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            old: str | None = handle.read()
+    except FileNotFoundError:
+        old = None
+    except (OSError, UnicodeDecodeError):
+        old = ""
+    if not store.write_atomic(path, text, mode=mode):
+        return False
+    if old is None:
+        notes.append(f"wrote {what} {path}, which was missing")
+    elif old != text:
+        notes.append(f"rewrote {what} {path} ({why})")
+    return True
+
+
+def _conf_change(old: dict[str, str] | None, conf: HookConf) -> str:
+    if old is None or store.UNREADABLE in old:
+        return "it could not be read"
+    for key, now in (("python", conf.python), ("launcher", conf.launcher)):
+        before = old.get(key, "")
+        if before and before != now and not os.path.exists(before):
+            return f"it named {before}, which is gone: the hook now runs {now}"
+    if "version" not in old:
+        return "written by an earlier version"
+    return "with the settings of this install"
+
+
+def claimed(config: Path | str, data: bytes | None, state_dir: str) -> list[str]:
+    return claims.names(str(config), data, skip=(state_dir,))
+
+
+def refresh(settings: Settings, current: section.Section, data: bytes) -> list[str]:
+    """Before the section of ``data`` is written: its included files as this version writes
+    them. The hook's files are repaired from its own settings (kept_conf)."""
+    state = current.folder()
+    has_hook = current.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
+    conf = kept_conf(settings, state) if has_hook else None
+    return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state))
+
+
+def write_section(settings: Settings, compute: Callable[[bytes], bytes], *, dry_run: bool,
+                  action: str | None) -> Change:
+    """Write the section through ``compute``, after making the files it includes current.
+
+    ``action`` (what the command does, for the message) checks first that the installed ssh
+    can read what will be written (openssh.py): ``add`` and ``sync``; removing needs no check.
+    """
+    if action is not None:
+        from rescale_ssh import openssh
+
+        openssh.require_supported(action)
+    path = settings.ssh_config
+    configfile.check_secure(path)  # before any file of ours is written
+    if not dry_run:  # also for a read-only config: the lines it prints need these files
+        data = configfile.read_bytes(path) or b""
+        planned = section.read(compute(data), path=str(path))
+        if not planned.is_empty() and planned.includable():
+            refresh(settings, planned, data)
+    return configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand)
