@@ -88,11 +88,13 @@ def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str]) -> list
         conf_path = os.path.join(state_dir, hookconf.FILE)
         old = store.read_record(conf_path)
         text = conf.to_text()
-        if _write(conf_path, text, 0o600, notes, what="the hook's settings",
-                  why=_conf_change(old, conf)):
+        why = _conf_change(old, conf)
+        if _write(conf_path, text, 0o600, notes, what="the hook's settings", why=why):
             hook_changed = True
+        moved = "is gone" in why and hook_changed
         if _write(conf.script_file, conf.script_text(), 0o700, notes, what="the hook's script",
-                  why="from an earlier version, or edited"):
+                  why="to start the program now named" if moved
+                  else "from an earlier version, or edited"):
             hook_changed = True
     _write(included.path_of(state_dir), included.render(state_dir, hook=conf is not None,
                                                         claimed=claimed),
