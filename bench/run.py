@@ -345,6 +345,7 @@ class Ctx:
     cli: str
     ssh: str
     rsync: str
+    cleanup: list[Path] = field(default_factory=list)  # more temporary folders of the run
 
     @property
     def quick(self) -> bool:
@@ -364,10 +365,11 @@ class Sandbox:
     """A temporary HOME with XDG folders, an ssh config path and the settings as environment."""
 
     def __init__(self, ctx: Ctx, name: str, *, platform: Any = None,
-                 identity: Path | None = None) -> None:
+                 identity: Path | None = None, base: Path | None = None) -> None:
         self.ctx = ctx
-        self.dir = ctx.root / name
-        self.home = self.dir / "home"
+        self.dir = (base or ctx.root) / name
+        # Under ``base`` (item 2), the folder itself is HOME: paths as long as a user's.
+        self.home = self.dir if base is not None else self.dir / "home"
         (self.home / ".ssh").mkdir(mode=0o700, parents=True)
         self.config = self.home / ".ssh" / "config"
         self.state = self.home / ".local" / "state" / "rescale-ssh"
@@ -434,14 +436,30 @@ class Sandbox:
 
 
 def hook_argv(config: Path, alias: str) -> list[str]:
-    """The hook's own command, as the script that the config's ``Match ... exec`` line runs
-    would start it for ``alias`` (the script tests the job's marker first)."""
-    for line in config.read_text().splitlines():
-        if line.startswith("Match ") and ' exec "' in line:
+    """The hook's own command, as the script that the ``Match ... exec`` line of the file the
+    config includes (<state>/ssh.conf) would start it for ``alias`` (the script tests the job's
+    marker first)."""
+    for line in included_lines(config):
+        if line.startswith("Match ") and ' exec "' in line and "--broken" not in line:
             script = shlex.split(line.split(' exec "', 1)[1].rsplit('"', 1)[0])[0]
-            last = Path(script).read_text().splitlines()[-1]
-            return [alias if word == "$1" else word for word in shlex.split(last)[1:]]
-    raise BenchError(f"no Match exec line in {config}")
+            text = Path(script).read_text()
+            words = shlex.split(text.splitlines()[-1])[1:]
+            state = re.search(r"^state='([^']*)'$", text, re.MULTILINE)
+            found = state.group(1) if state else ""
+            return [alias if word == "$1" else found if word == "$state" else word
+                    for word in words]
+    raise BenchError(f"no Match exec line in what {config} includes")
+
+
+def included_lines(config: Path) -> list[str]:
+    """The lines of the files the config's top-level Include lines name (ours: ssh.conf)."""
+    lines: list[str] = []
+    for line in config.read_text().splitlines():
+        if line.startswith("Include "):
+            path = Path(shlex.split(line)[1])
+            if path.exists():
+                lines += path.read_text().splitlines()
+    return lines
 
 
 # -- 1. hook, warm cache -----------------------------------------------------------------------
@@ -543,37 +561,56 @@ def instructions(argv: list[str], env: dict[str, str]) -> int | None:
     return int(found.group(1).replace(",", "")) if found else None
 
 
+def short_root(ctx: Ctx) -> Path:
+    """A temporary folder with a short name, so that the sandboxes' state folders are as long
+    as a user's (``/home/alice/.local/state/rescale-ssh``, 37 characters): ssh's work on the
+    hook's lines grows with the length of the paths in them (percent-expanding the exec
+    command: about 350 instructions a character, measured with valgrind)."""
+    folder = Path(tempfile.mkdtemp(prefix="rsb"))
+    ctx.cleanup.append(folder)
+    return folder
+
+
 def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
     result = ItemResult("hook-unrelated", "Hook, unrelated host")
-    sb = Sandbox(ctx, "hook-unrelated")
+    short = short_root(ctx)
+    sb = Sandbox(ctx, "a", base=short)
     before = sb.install(USER_CONFIG)
     plain = sb.dir / "config.without-hook"
     plain.write_bytes(before)  # what `uninstall` restores: the config without any of our lines
     twin = sb.dir / "config.without-hook.copy"  # the A/A control: the same bytes, another file
     twin.write_bytes(before)
-    # CACHED_JOBS jobs reached through the hook, in a config that needs no top Include, and in
-    # one that sets User for every host (install then puts the jobs' blocks first).
-    cached = Sandbox(ctx, "hook-unrelated-cached")
+    # CACHED_JOBS jobs reached through the hook, in a plain config and in one that sets User
+    # for every host (before this layout, that one needed the jobs' blocks at the top).
+    cached = Sandbox(ctx, "b", base=short)
     cached.install(USER_CONFIG)
-    shadow = Sandbox(ctx, "hook-unrelated-shadowing")
+    shadow = Sandbox(ctx, "c", base=short)
     shadow_plain = shadow.dir / "config.without-hook"
     shadow_plain.write_bytes(shadow.install(SHADOWING_CONFIG))
-    layouts = (b"hosts.conf" in shadow.config.read_bytes(),
-               b"hosts.conf" in cached.config.read_bytes())
-    if layouts != (True, False):
-        raise BenchError("install chose the wrong layout for the benchmark's configs")
-    few = Sandbox(ctx, "hook-unrelated-shadowing-few")  # the same config, a more usual count
-    few.install(SHADOWING_CONFIG)
-    for box, count in ((cached, CACHED_JOBS), (shadow, CACHED_JOBS), (few, FEW_JOBS)):
+    # FEW_JOBS jobs added with `add` and no hook: the section includes the tool's file for
+    # their host-key policy; against the same section without that Include (the layout before).
+    static = Sandbox(ctx, "d", base=short)
+    static.config.write_text(USER_CONFIG)
+    for i in range(FEW_JOBS):
+        static.cli("add", f"Static{i:02d}", "--from-log",
+                   f"Command: ssh -p 2222 uprod_Static{i:02d}@198.51.100.{i + 1}")
+    static_old = static.dir / "config.without-include"
+    static_old.write_text("".join(line for line in static.config.read_text().splitlines(True)
+                                  if not line.startswith("Include ")))
+    for box, count in ((cached, CACHED_JOBS), (shadow, CACHED_JOBS)):
         run([ctx.python, "-c", PUBLISH_BLOCKS, str(box.state), str(count)], box.env)
     published = (cached.state / "fresh.conf").read_text().count("# rescale-ssh block job=")
     if published != CACHED_JOBS:
         raise BenchError(f"{published} of {CACHED_JOBS} cached blocks were written")
+    if any((box.state / "hosts.conf").exists() for box in (sb, cached, shadow, static)):
+        raise BenchError("hosts.conf (an earlier layout's) was written")
     for host in (UNRELATED, "myserver"):
         if not sb.ssh_g(host) == sb.ssh_g(host, plain) == cached.ssh_g(host):
             raise BenchError(f"the hook changed the effective config of {host}")
         if shadow.ssh_g(host) != shadow.ssh_g(host, shadow_plain):
             raise BenchError(f"the hook changed the effective config of {host}")
+        if static.ssh_g(host) != sb.ssh_g(host, plain):
+            raise BenchError(f"the added jobs changed the effective config of {host}")
     verbose = run([ctx.ssh, "-v", "-G", "-F", str(sb.config), UNRELATED], sb.env).stderr
     hook_ran = "Executing command" in verbose
     reps = ctx.reps(300, 80)
@@ -583,7 +620,7 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
 
     # Within a minute of those hook runs, their blocks are still in fresh.conf.
     recent = interleave({"recent": ssh_g(cached), "plain": ssh_g(sb, plain)}, reps // 2)
-    waited = max(cached.wait_for_sweeper(), shadow.wait_for_sweeper(), few.wait_for_sweeper())
+    waited = max(cached.wait_for_sweeper(), shadow.wait_for_sweeper())
     samples = interleave({
         "hooked": ssh_g(sb),
         "hooked_cached": ssh_g(cached),
@@ -591,6 +628,8 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
         "plain_copy": ssh_g(sb, twin),
         "shadow_cached": ssh_g(shadow),
         "shadow_plain": ssh_g(shadow, shadow_plain),
+        "static": ssh_g(static),
+        "static_old": ssh_g(static, static_old),
     }, reps)
     stats: dict[str, Any] = {}
     base = samples["plain"].times
@@ -627,7 +666,8 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
                                         ("hooked_cached", cached, cached.config),
                                         ("shadow_plain", shadow, shadow_plain),
                                         ("shadow_cached", shadow, shadow.config),
-                                        ("shadow_few", few, few.config))}
+                                        ("static", static, static.config),
+                                        ("static_old", static, static_old))}
     exact = {name: count for name, count in counts.items() if count is not None}
     by_wall = len(exact) < len(counts)
     compare("hooked", f"`ssh -G {UNRELATED}`, hook installed", samples["hooked"].times, base,
@@ -638,24 +678,26 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
     compare("recent", f"the same, within a minute of reaching those {CACHED_JOBS} jobs "
             "(their blocks are still in fresh.conf)", recent["recent"].times,
             recent["plain"].times, "config without the hook", budget="–", judged=False)
-    compare("shadow_cached", f"a config that sets User for every host (the jobs' blocks go "
-            f"first: `Include hosts.conf`), {CACHED_JOBS} jobs reached earlier",
-            samples["shadow_cached"].times, samples["shadow_plain"].times,
+    compare("shadow_cached", f"a config that sets User for every host, {CACHED_JOBS} jobs "
+            "reached earlier", samples["shadow_cached"].times, samples["shadow_plain"].times,
             "that config without the hook", judged=by_wall)
+    compare("static", f"{FEW_JOBS} jobs added, no hook: the section's Include of the tool's "
+            "file (host-key policy)", samples["static"].times, samples["static_old"].times,
+            "the same section without the Include", judged=by_wall)
     if not by_wall:
-        for name, base_name, label in (
-                ("hooked", "plain", "hook installed"),
+        for name, base_name, label, base_label in (
+                ("hooked", "plain", "hook installed", "without the hook"),
                 ("hooked_cached", "plain", f"{CACHED_JOBS} jobs reached more than a minute "
-                                           "earlier"),
-                ("shadow_few", "shadow_plain", f"a config that sets User for every host, "
-                                               f"{FEW_JOBS} jobs"),
+                                           "earlier", "without the hook"),
                 ("shadow_cached", "shadow_plain", f"a config that sets User for every host, "
-                                                  f"{CACHED_JOBS} jobs")):
+                                                  f"{CACHED_JOBS} jobs", "without the hook"),
+                ("static", "static_old", f"{FEW_JOBS} jobs added: the Include of ssh.conf",
+                 "without the Include")):
             extra = exact[name] - exact[base_name]
             share = extra / exact[base_name]
             result.rows.append(Row(
                 "2", f"instructions ssh executes for `ssh -G {UNRELATED}`: {label} "
-                "(valgrind: exact)", f"{exact[name]:,}", f"without the hook "
+                "(valgrind: exact)", f"{exact[name]:,}", f"{base_label} "
                 f"{exact[base_name]:,}", f"+{extra:,} (+{share * 100:.2f} %)",
                 "< 1 %", verdict(share < 0.01 and not hook_ran)))
         stats["instructions"] = exact
@@ -663,21 +705,21 @@ def bench_hook_unrelated(ctx: Ctx) -> ItemResult:
                            "yes" if hook_ran else "no", "no", budget="no",
                            verdict=verdict(not hook_ran)))
     result.notes.append(
+        f"State folder {sb.state} ({len(str(sb.state))} characters, as long as a user's). "
         f"Effective config (`ssh -G`) identical with and without the hook for `{UNRELATED}` "
         f"and `myserver`; {reps} interleaved repeats ({reps // 2} for the first minute). What "
-        "the installed config costs every host: the `Match` line (its `originalhost` fails, so "
-        "the hook never runs) and one `Include` of a file that exists only for a minute after a "
-        f"hook run (the sweeper deleted it {waited:.0f} s into this item). Most of the "
-        "instructions are the `exec` criterion, which OpenSSH 9.2 prepares (token expansion) "
-        "even when `originalhost` has already failed: a `Match originalhost` line without "
-        "`exec` costs a fifth as much (measured with valgrind). OpenSSH reads an "
-        "Include's files even inside a block that does not match (readconf.c passes "
-        "SSHCONF_NEVERMATCH down), so whatever the hook keeps in an included file costs every "
-        "ssh run: in a config that sets User (or another option of ours) for every host, "
-        "`install` includes hosts.conf at the top so that the jobs' blocks win, and each job "
-        "the hook reached costs every ssh run a few microseconds until `prune`, `sync` or a "
-        "week of disuse removes it. `Host * !rescale-*` in that config removes the need (and "
-        "`install` says so).")
+        "the installed config costs every host: the section's `Include` of the tool's "
+        "`ssh.conf` (a `Host rescale-*` line and one `Match` line, whose `originalhost` "
+        "fails, so the hook never runs) and, inside it, one `Include` of a file that exists "
+        "only for a "
+        f"minute after a hook run (the sweeper deleted it {waited:.0f} s into this item). "
+        "Most of the instructions are the `exec` criterion, which OpenSSH 9.2 prepares (token "
+        "expansion) even when `originalhost` has already failed. OpenSSH reads an Include's "
+        "files even inside a block that does not match (readconf.c passes SSHCONF_NEVERMATCH "
+        "down), which is why fresh.conf is deleted a minute after the last hook run. The Match "
+        "sits at the top of the user's config now, so a config that sets User for every host "
+        "needs nothing more (the jobs' blocks win from the first connection): it costs the same "
+        "as any other.")
     result.raw = {"repeats": reps, "cached_jobs": CACHED_JOBS, "hook_ran": hook_ran,
                   "waited_for_sweeper_s": waited, "stats": stats,
                   "recent": {name: asdict(s) for name, s in recent.items()},
@@ -1421,10 +1463,10 @@ def main(argv: list[str] | None = None) -> int:
                                           [f"`{name}` failed:\n\n```\n{detail}\n```"]))
     finally:
         if args.keep:
-            print(f"kept {root} and {fast}", file=sys.stderr)
+            print(f"kept {root}, {fast} and {ctx.cleanup}", file=sys.stderr)
         else:
-            shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(fast, ignore_errors=True)
+            for folder in (root, fast, *ctx.cleanup):
+                shutil.rmtree(folder, ignore_errors=True)
     elapsed = time.monotonic() - started
     info["load average at end"] = load_average()
     report = markdown(info, results, ctx) + f"\n_Run took {elapsed:.0f} s._\n"

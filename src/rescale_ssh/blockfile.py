@@ -59,6 +59,10 @@ def block_for(conf: HookConf, job: str, entry: Entry) -> str:
 def top_block(conf: HookConf, job: str, entry: Entry) -> str:
     """The job's entry in hosts.conf: its Host lines and the options the user's config sets for
     every host (a ProxyJump there competes with our ProxyCommand: then that goes first too)."""
+    from rescale_ssh.hookconf import ALL
+
+    if ALL in conf.precedence:
+        return block_for(conf, job, entry)
     keep = set(conf.precedence)
     if keep & {"proxyjump", "proxycommand"}:
         keep |= {"proxycommand", "proxyusefdpass"}

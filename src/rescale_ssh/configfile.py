@@ -21,6 +21,7 @@ import errno
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -165,10 +166,12 @@ def _ident(info: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Snapshot:
-    """The file once it no longer looks mid-save: not changed in the last RECENT seconds (or
-    unchanged over WATCH seconds of looking), and not cut inside our section (a start marker
-    with no end marker after it: an in-place save half done). ``own`` is what this tool wrote
-    last: that needs no wait. Bounded: SETTLE_LIMIT seconds, then ConfigError."""
+    """The file once it no longer looks mid-save: no process holds it open for writing
+    (:func:`being_written`), not changed in the last RECENT seconds (or unchanged over WATCH
+    seconds of looking; RECENT when it shrank since our last write: an in-place save truncates
+    first), and not cut inside our section (a start marker with no end marker after it).
+    ``own`` is what this tool wrote last: that needs no wait. Bounded: SETTLE_LIMIT seconds,
+    then ConfigError."""
     import time
 
     deadline = time.monotonic() + SETTLE_LIMIT
@@ -176,12 +179,14 @@ def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Sn
     while True:
         if snap.data is None and snap.ident is None:
             return snap
+        shrank = snap.ident is not None and own is not None and snap.ident[2] < own[2]
         if snap.ident is not None and (snap.ident == own or (
-                not _recent(snap.ident) and not _cut(snap.data))):
+                not _recent(snap.ident) and not _cut(snap.data))) and not being_written(path):
             return snap
-        time.sleep(WATCH)
+        time.sleep(RECENT if shrank and _recent(snap.ident or (0, 0, 0, 0, 0)) else WATCH)
         again = snapshot(path)
-        if again.ident is not None and again == snap and not _cut(again.data):
+        if again.ident is not None and again == snap and not _cut(again.data) and \
+                not being_written(path):
             return again
         if time.monotonic() > deadline:
             raise ConfigError(
@@ -190,6 +195,33 @@ def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Sn
                 "save it in your editor (or wait for the program that writes it), then run "
                 "the command again")
         snap = again
+
+
+_F_SETLEASE = 1024  # linux/fcntl.h (F_LINUX_SPECIFIC_BASE + 0)
+
+
+def being_written(path: Path) -> bool:
+    """Another process holds the file open for writing (Linux: a read lease cannot be had
+    then, fcntl(2) F_SETLEASE); an in-place save that pauses half-way is caught this way.
+    False where this cannot be known (another OS, a network file system, not the owner)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import fcntl
+
+    try:
+        fd = os.open(real_path(path), os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    else:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _recent(ident: tuple[int, int, int, int, int]) -> bool:
@@ -368,47 +400,56 @@ def _swap_in(path: Path, snap: Snapshot, data: bytes
     if info is not None and hasattr(os, "fchown") and os.geteuid() == 0:
         owner = (info.st_uid, info.st_gid)
     tmp = _temp(target, data, mode=mode, owner=owner)
+    ours = os.stat(tmp).st_ino
     try:
         if snap.ident is None:
             try:
                 os.link(tmp, target)  # only where there is still no file: never replaces one
             except FileExistsError:
                 return None
-            written = os.stat(target)
         else:
             if snapshot(path) != snap:
                 return None
             if exchange.swap(tmp, str(target)):
-                # What we replaced is at tmp now: it must be what we read.
-                if snapshot(Path(tmp)).data != snap.data or _ident(os.stat(tmp))[:2] != \
-                        snap.ident[:2]:
-                    _swap_back(tmp, target)
+                # What we replaced is at tmp now: it must be the file we read (its inode first:
+                # the quicker test keeps short the moment readers may see a stale copy).
+                back = os.stat(tmp)
+                if back.st_ino != snap.ident[1] or read_bytes(Path(tmp)) != snap.data:
+                    _swap_back(tmp, target, ours)
                     return None
             else:
-                if read_bytes(path) != snap.data:
+                # No swap here (NFS, some FUSE): check once more, as late as possible.
+                if _ident(target.stat()) != snap.ident or read_bytes(path) != snap.data:
                     return None
                 os.replace(tmp, target)
-            written = os.stat(target)
+        written = os.stat(target)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     _fsync_dir(folder)
-    return _ident(written)
+    return _ident(written) if written.st_ino == ours else None
 
 
-def _swap_back(tmp: str, target: Path) -> None:
-    """Another program wrote the file between our check and our swap: put its file back (our
-    own goes to tmp, to be deleted); if yet another write came in between, keep that one too."""
-    ours = os.stat(target).st_ino
-    if not exchange.swap(tmp, str(target)):
-        os.replace(tmp, target)
-        return
-    if os.stat(tmp).st_ino != ours:  # a third writer's file replaced ours at the path
-        kept = target.with_name(f"{target.name}.rescale-ssh-conflict")
-        os.replace(tmp, kept)
-        raise ConfigError(f"two programs wrote {target} while rescale-ssh did; one version "
-                          f"is at {target}, the other at {kept}",
-                          f"compare them, keep what you want in {target}, delete {kept}")
+def _swap_back(tmp: str, target: Path, unwanted: int) -> None:
+    """Another program saved the file between our check and our swap (its file is at tmp now):
+    put it back at the path, unless a newer save already replaced ours there. ``unwanted`` is
+    the inode that must leave the path: ours at first, then any older save a newer one beat."""
+    for _ in range(4):
+        if os.stat(target).st_ino != unwanted:
+            return  # a newer save than the one at tmp is at the path: it stays
+        if not exchange.swap(tmp, str(target)):
+            os.replace(tmp, target)
+            return
+        if os.stat(tmp).st_ino == unwanted:
+            return  # ours (or the older save) is at tmp, to be deleted
+        # A newer save replaced ours just before this swap: it is at tmp now, the older one at
+        # the path. The older one must go.
+        unwanted = os.stat(target).st_ino
+    kept = target.with_name(f"{target.name}.rescale-ssh-conflict")
+    os.replace(tmp, kept)
+    raise ConfigError(f"other programs kept saving {target} while rescale-ssh wrote it; one "
+                      f"version is at {target}, another at {kept}",
+                      f"compare them, keep what you want in {target}, delete {kept}")
 
 
 def _temp(target: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None) -> str:

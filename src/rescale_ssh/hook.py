@@ -69,14 +69,17 @@ def users_own(conf: HookConf, alias: str) -> bool:
     """The alias is a host of the user's, added to their config after ``install`` (which
     excluded the ones it saw): no request goes to the platform; the Match lines are rewritten
     to leave it alone from now on. Only on the cold path (a job never resolved)."""
-    if not conf.config:
-        return False
     from rescale_ssh import claims, included
 
-    names = claims.names(conf.config, skip=(conf.state_dir,))
+    # hook.conf of an earlier version names no config: the one ssh most likely read.
+    config = conf.config or os.environ.get("RESCALE_SSH_CONFIG") or os.path.expanduser(
+        "~/.ssh/config")
+    names = claims.names(config, skip=(conf.state_dir,))
     if alias not in names:
         return False
-    included.write(conf.state_dir, included.render(conf.state_dir, hook=True, claimed=names))
+    static = included.static_aliases(included.read(conf.state_dir))
+    included.write(conf.state_dir, included.render(conf.state_dir, hook=True, claimed=names,
+                                                   static=static))
     return True
 
 

@@ -24,6 +24,7 @@ HOSTS_FILE = "hosts.conf"
 FRESH_FILE = "fresh.conf"
 SCRIPT_FILE = "hook"
 FILE_INCLUDED = "ssh.conf"  # included.FILE (not imported: the warm path reads this module)
+EXPLAINER_FILE = "broken.conf"  # included.EXPLAINER
 
 
 class HookConf:
@@ -87,15 +88,16 @@ class HookConf:
         return os.path.join(self.state_dir, SCRIPT_FILE)
 
     def script_text(self) -> str:
-        """A POSIX sh script, what the Match lines of ssh.conf run (included.py).
+        """A POSIX sh script, what the Match line of ssh.conf runs (included.py).
 
-        ``hook ALIAS``: a job with a marker (blockfile.py) needs no Python; any other name
-        starts the hook. ``--broken ALIAS`` succeeds only when the hook cannot start (its
-        program or settings are gone), and ``--explain ALIAS`` then says so, in one line. ssh
-        runs ``Match exec`` through ``$SHELL -c``: a one-word command works in every shell, and
-        it keeps the Match line short, which matters because OpenSSH expands the whole exec
-        command for every host that reaches it (bench/ item 2). Only shell builtins run before
-        Python starts."""
+        ``ALIAS``: a job with a marker (blockfile.py) needs no Python; any other name starts
+        the hook. When the hook cannot start (its program or settings are gone), the script
+        puts the explainer (included.explainer, kept in ``broken.conf``) in place of
+        fresh.conf, which ssh reads next: its ProxyCommand runs ``--explain ALIAS``, which says
+        so in one line. ssh runs ``Match exec`` through ``$SHELL -c``: a one-word command works
+        in every shell, and it keeps the Match line short, which matters because OpenSSH
+        expands the whole exec command for every host that reaches it (bench/ item 2). Only
+        shell builtins run before Python starts."""
         from rescale_ssh.hostblock import command, shell_word
 
         def word(path: str) -> str:  # no ssh expands this file: a % stays single
@@ -112,19 +114,24 @@ class HookConf:
         return (
             "#!/bin/sh\n"
             "# Written by `rescale-ssh install` (run it again to rewrite this file; `rescale-ssh\n"
-            "# doctor` checks it). ssh runs it for rescale-* names from the Match lines of\n"
+            "# doctor` checks it). ssh runs it for rescale-* names from the Match line of\n"
             f"# {self.state_dir}/{FILE_INCLUDED}, which your ssh config includes.\n"
             + "".join(f"{line}\n" for line in names)
             + f"state={word(self.state_dir)}\n"
             "broken=\n"
             + "".join(f"{line}\n" for line in checks)
             + '[ -f "$state/hook.conf" ] || broken="${broken:-$state/hook.conf is gone}"\n'
-            'case "$1" in\n'
-            '--broken) [ -n "$broken" ] && exit 0; exit 1 ;;\n'
-            '--explain) [ -n "$broken" ] && printf \'%s\\n\' "rescale-ssh: error: cannot reach $2:'
-            f' the hook cannot start ($broken); fix: {fix}" >&2; exit 1 ;;\n'
-            "esac\n"
-            '[ -n "$broken" ] && exit 1\n'
+            'if [ "$1" = --explain ]; then\n'
+            '  [ -n "$broken" ] && printf \'%s\\n\' "rescale-ssh: error: cannot reach $2: the hook'
+            f' cannot start ($broken); fix: {fix}" >&2\n'
+            "  exit 1\n"
+            "fi\n"
+            'if [ -n "$broken" ]; then  # ssh reads fresh.conf next: make it say why\n'
+            '  rm -rf "$state/live" 2>/dev/null\n'
+            f'  cp -f "$state/{EXPLAINER_FILE}" "$state/.fresh.$$" 2>/dev/null &&'
+            ' mv -f "$state/.fresh.$$" "$state/fresh.conf" 2>/dev/null && exit 0\n'
+            "  exit 1\n"
+            "fi\n"
             '[ -e "$state/live/$1" ] && [ -e "$state/fresh.conf" ] && exit 0\n'
             f'exec {command(self.program, tokens=False)} hook --state "$state" "$1"\n'
         )
@@ -147,6 +154,17 @@ class HookConf:
                 "version": self.version,
             }
         )
+
+
+def _precedence(value: str) -> tuple[str, ...]:
+    """The options an earlier version repeated in hosts.conf. c44eba9 wrote ``yes``: its
+    hosts.conf held whole blocks (ALL); later ones a list of ssh keywords."""
+    if value == "yes":
+        return (ALL,)
+    return tuple(word for word in value.split(",") if word.isascii() and word.isalpha())
+
+
+ALL = "*"
 
 
 def load(state_dir: str) -> HookConf:
@@ -185,8 +203,7 @@ def load(state_dir: str) -> HookConf:
         failure_ttl=number("failure_ttl", DEFAULT_FAILURE_TTL),
         timeout=number("timeout", DEFAULT_TIMEOUT),
         wait=number("wait", DEFAULT_WAIT),
-        precedence=tuple(word for word in record.get("precedence", "").split(",")
-                         if word.isascii() and word.isalpha()),
+        precedence=_precedence(record.get("precedence", "")),
         config=validate.local_path(record["config"], field="ssh config", source=source)
         if record.get("config") else "",
         version=record.get("version", ""),

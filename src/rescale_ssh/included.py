@@ -12,9 +12,9 @@ every command rewrites as needed and no upgrade leaves stale:
   job's very first connection. ``host "rescale-*"`` (the HostName so far, ssh_config(5))
   skips the jobs that have a static block, and the user's own ``rescale-*`` hosts are excluded
   by name (claims.py), so the hook never runs for them;
-- a last ``Match`` for when the hook cannot start at all (its Python or launcher is gone, its
-  settings are missing): the script says so in one line through a ProxyCommand, instead of
-  raw shell errors and "Could not resolve hostname".
+- when the hook cannot start at all (its Python or launcher is gone, its settings are
+  missing), the script puts :func:`explainer` into fresh.conf instead: ssh then says so in one
+  line through a ProxyCommand, instead of raw shell errors and "Could not resolve hostname".
 
 Other hosts pay for reading these few lines and for ``originalhost`` failing (bench/ item 2).
 ssh opens the file for every run: it is written 0644 (it holds paths, no secrets), so that a
@@ -30,10 +30,8 @@ from rescale_ssh import store
 
 FILE = "ssh.conf"
 MODE = 0o644
-HEADER = (
-    "# Written by rescale-ssh (install, add, sync, ...): the rescale-ssh section of your ssh",
-    "# config includes it. Edits here are overwritten; `rescale-ssh uninstall` removes it.",
-)
+HEADER = ("# Written by rescale-ssh, included by the rescale-ssh section of your ssh config.",)
+EXPLAINER = "broken.conf"  # explainer(): copied into fresh.conf by the script when needed
 
 
 def safe_claim(name: str) -> bool:
@@ -44,39 +42,56 @@ def safe_claim(name: str) -> bool:
                               for char in rest)
 
 
-def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] = ()) -> str:
+def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] = (),
+           static: list[str] | tuple[str, ...] = ()) -> str:
+    """Every line here costs every ssh run (bench/ item 2): a ``Host`` line for the policy of
+    the ``static`` aliases (the section's blocks; cheap: no ``Match`` criteria to evaluate) and
+    one ``Match ... exec`` (OpenSSH 9.2 prepares an exec command, token expansion and all, even
+    after ``originalhost`` failed)."""
     from rescale_ssh.hostblock import quote_path, shell_word
 
     mine = sorted({name for name in claimed if safe_claim(name)})
-    # '%n' sits in single quotes in the commands below: names with a ' never get there.
+    # '%n' sits in single quotes in the command below: names with a ' never get there.
     patterns = ",".join(["rescale-*", "!*'*", *(f"!{name}" for name in mine)])
-    lines = [
-        *HEADER,
-        "",
-        "# Jobs added with `rescale-ssh add` (their block above set HostName): take a new",
-        "# cluster's host key once, into rescale-ssh's own known_hosts, under the job's alias.",
-        f'Match originalhost "{patterns}" !host "rescale-*"',
-        "    StrictHostKeyChecking accept-new",
-    ]
+    lines = [*HEADER]
+    aliases = sorted({alias for alias in static if safe_claim(alias)})
+    if aliases:
+        # The added jobs' host keys: taken once, into rescale-ssh's own known_hosts, under
+        # the job's alias (the blocks the hook writes say so themselves).
+        lines += [" ".join(["Host", *aliases]), "    StrictHostKeyChecking accept-new"]
     if hook:
         script = shell_word(f"{state_dir}/hook", field="state folder")
         fresh = quote_path(f"{state_dir}/fresh.conf", field="state folder")
         lines += [
-            "",
-            "# Any other rescale-<JOB> (`rescale-ssh install`): the hook writes the job's block",
-            "# into fresh.conf while ssh reads this line, so it comes before your own options.",
+            # Any rescale-<JOB> without a block (HostName unset): the hook writes its block
+            # into fresh.conf while ssh reads this line, before the user's own options.
             f'Match originalhost "{patterns}" host "rescale-*" exec "{script} \'%n\'"',
             f"    Include {fresh}",
-            "# The hook could not even start (its program is gone): one line says what to do.",
-            f'Match originalhost "{patterns}" host "rescale-*" exec "{script} --broken \'%n\'"',
-            f"    ProxyCommand {script} --explain '%n'",
-            "    ProxyUseFdpass yes",
-            "    LogLevel QUIET",
         ]
-    if mine:
-        lines += ["", "# Left alone: hosts of your own named like jobs "
-                  f"({', '.join(mine)})."]
     return "\n".join(lines) + "\n"
+
+
+def explainer(state_dir: str) -> str:
+    """What the script puts in fresh.conf when the hook cannot start (its Python, launcher or
+    settings are gone): ssh, about to read fresh.conf, then runs ``--explain``, which prints
+    one line that names the fix, and nothing else (LogLevel QUIET)."""
+    from rescale_ssh.hostblock import shell_word
+
+    script = shell_word(f"{state_dir}/hook", field="state folder")
+    return ("# rescale-ssh: the hook cannot start; `rescale-ssh install` repairs it.\n"
+            "Host *\n"
+            f"    ProxyCommand {script} --explain '%n'\n"
+            "    ProxyUseFdpass yes\n"
+            "    LogLevel QUIET\n")
+
+
+def static_aliases(text: str | None) -> list[str]:
+    """The aliases of the policy line of an ssh.conf this module wrote (the hook keeps them
+    when it rewrites the file for a host of the user's)."""
+    for line in (text or "").split("\n"):
+        if line.startswith("Host rescale-"):
+            return line.split()[1:]
+    return []
 
 
 def path_of(state_dir: str) -> str:

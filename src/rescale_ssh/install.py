@@ -30,7 +30,8 @@ from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
 
 TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
-              hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts", included.FILE)
+              hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts", included.FILE,
+              included.EXPLAINER)
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
@@ -72,7 +73,8 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
     if not dry_run:  # also for a read-only config: the lines it prints need these files
         compute(data)  # a damaged section or a line of the user's in it: stop before any file
         notes = toolfiles.ensure(conf.state_dir, conf=conf,
-                                 claimed=sorted({claim.name for claim in left_alone}))
+                                 claimed=sorted({claim.name for claim in left_alone}),
+                                 static=toolfiles.aliases(before))
     change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand)
     if before.hook is not None and before.legacy:
         notes.append(f"rewrote the rescale-ssh lines of {path} as this version writes them "

@@ -74,7 +74,8 @@ def _runs(conf: HookConf) -> bool:
     return os.access(conf.launcher, os.X_OK)
 
 
-def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str]) -> list[str]:
+def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str],
+           static: list[str]) -> list[str]:
     """Write what the section includes (and, with ``conf``, the hook's files) where it is
     missing or not what this version writes. Returns what was changed, one sentence each."""
     from rescale_ssh import blockfile
@@ -96,8 +97,14 @@ def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str]) -> list
                   why="to start the program now named" if moved
                   else "from an earlier version, or edited"):
             hook_changed = True
+        _write(os.path.join(state_dir, included.EXPLAINER), included.explainer(state_dir),
+               0o600, notes, what="what the hook says when it cannot start",
+               why="from an earlier version, or edited")
+        if _is_explainer(state_dir):
+            store.remove(os.path.join(state_dir, hookconf.FRESH_FILE))
+            notes.append("removed the notice the script left while the hook could not start")
     _write(included.path_of(state_dir), included.render(state_dir, hook=conf is not None,
-                                                        claimed=claimed),
+                                                        claimed=claimed, static=static),
            included.MODE, notes, what="the file the section includes",
            why="from an earlier version, or your own hosts changed")
     if conf is not None:
@@ -117,6 +124,15 @@ def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str]) -> list
     known = conf.known_hosts if conf is not None else str(paths.known_hosts())
     knownhosts.ensure(Path(known))
     return notes
+
+
+def _is_explainer(state_dir: str) -> bool:
+    """fresh.conf is the explainer the script put there while the hook could not start."""
+    try:
+        with open(os.path.join(state_dir, hookconf.FRESH_FILE), encoding="utf-8") as handle:
+            return handle.read() == included.explainer(state_dir)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _write(path: str, text: str, mode: int, notes: list[str], *, what: str, why: str) -> bool:
@@ -158,7 +174,20 @@ def refresh(settings: Settings, current: section.Section, data: bytes) -> list[s
     state = current.folder()
     has_hook = current.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
     conf = kept_conf(settings, state) if has_hook else None
-    return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state))
+    return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state),
+                  static=aliases(current))
+
+
+def aliases(current: section.Section) -> list[str]:
+    """Every alias the section's blocks define: heads and workers."""
+    from rescale_ssh.target import worker_alias
+
+    found = []
+    for entry in current.entries.values():
+        found.append(entry.alias)
+        found += [worker_alias(entry.job, index)
+                  for index in range(1, len(entry.target.workers) + 1)]
+    return found
 
 
 def write_section(settings: Settings, compute: Callable[[bytes], bytes], *, dry_run: bool,
