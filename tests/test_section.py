@@ -147,16 +147,21 @@ def test_owner_is_kept(ssh_config: Path) -> None:
     assert (info.st_uid, info.st_gid) == (65534, 65534)
 
 
-def test_section_in_place_elsewhere_is_updated_in_place(ssh_config: Path) -> None:
+def test_a_section_below_lines_of_the_users_goes_back_to_the_top(ssh_config: Path) -> None:
+    """The user prepended a Host block: our section's Host lines ended it early (their lines
+    below the section lost that block's scope), and ours no longer came first. The next write
+    puts the section back at the top; the user's bytes are contiguous again, unchanged."""
     ssh_config.parent.mkdir(mode=0o700)
     hosts.add(settings(ssh_config), target("Fotxeb"))
     ours = ssh_config.read_bytes()
-    ssh_config.write_bytes(b"Host first\n  User a\n" + ours + b"Host last\n")
+    ssh_config.write_bytes(b"Host first\n  User a\n" + ours + b"  Port 2200\nHost last\n")
     hosts.add(settings(ssh_config), target("Ptczhb"))
     data = ssh_config.read_bytes()
-    assert data.startswith(b"Host first\n  User a\n# >>> rescale-ssh")
-    assert data.endswith(b"# <<< rescale-ssh managed section <<<\nHost last\n")
+    top = section.locate(data, path="x").top
+    assert top is not None and top.start == 0
+    assert data[top.stop :] == b"Host first\n  User a\n  Port 2200\nHost last\n"
     assert data.count(b"Host rescale-") == 2
+    assert ssh_config_of(str(ssh_config), "first")["port"] == ["2200"]
 
 
 DAMAGED = {

@@ -137,12 +137,13 @@ class Section:
 
 @dataclass(frozen=True)
 class Span:
-    """Where a region is: ``data[start:stop]``. ``flag`` marks an old hook region that brought
-    the newline before it (the file had no final newline): ``data[start]`` is that newline."""
+    """Where a region is: ``data[start:stop]``. ``flag`` is the width of the newline an old hook
+    region brought before it (the file had no final newline; 2 once the user made the file
+    CRLF): ``data[start:start + flag]`` is that newline."""
 
     start: int
     stop: int
-    flag: bool = False
+    flag: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class Located:
         """(line number in the file, text) of each line between the markers of a region."""
         if span is None:
             return []
-        start = span.start + 1 if span.flag else span.start
+        start = span.start + span.flag
         first = self.data.count(b"\n", 0, start) + 1
         inner = self.data[start : span.stop].split(b"\n")
         if inner and inner[-1] in (b"", b"\r"):
@@ -206,8 +207,10 @@ def _span(data: bytes, begin: bytes, end: bytes, full_end: bytes, what: str,
         raise ConfigError(
             f"the rescale-ssh {what} of {path} is damaged (end marker before start marker)", hint
         )
-    added = data[start:].startswith(HOOK_BEGIN_ADDED) and start > 0 and data[start - 1] == 10
-    return Span(start - 1 if added else start, stop, added)
+    width = 0
+    if data[start:].startswith(HOOK_BEGIN_ADDED) and start > 0 and data[start - 1] == 10:
+        width = 2 if data[start - 2 : start] == b"\r\n" else 1
+    return Span(start - width, stop, width)
 
 
 def locate(data: bytes, *, path: str) -> Located:
@@ -221,10 +224,16 @@ def locate(data: bytes, *, path: str) -> Located:
 
 
 def read(data: bytes, *, path: str) -> Section:
+    from rescale_ssh.errors import InvalidValueError
+
     located = locate(data, path=path)
     source = f"the rescale-ssh section of {path}"
     top_lines = located.lines(located.top)
-    entries = parse_blocks(top_lines, source=source)
+    try:
+        entries = parse_blocks(top_lines, source=source)
+    except InvalidValueError:
+        refuse_foreign(located, path)  # a line of the user's broke a block: name the line
+        raise
     hook = None
     state = None
     for line in [*top_lines, *located.lines(located.hook)]:
@@ -270,7 +279,11 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
     # made `add` quadratic in the number of managed hosts: bench/ item 5).
     options_of: dict[str, dict[str, str]] = {}
     order: list[str] = []
-    for parsed_line in SshConfigFile(lines).lines_:
+    # sshconf misreads `Key=Value` and `Key = Value` (our lines, edited by hand): it reads them
+    # as OpenSSH does once written `Key Value`.
+    plain = [line if line.strip().startswith("#") or not line.strip()
+             else " ".join(part for part in split_option(line) if part) for line in lines]
+    for parsed_line in SshConfigFile(plain).lines_:
         if parsed_line.host is None or parsed_line.key is None:
             continue
         key = parsed_line.key.lower()
@@ -345,14 +358,26 @@ def foreign_lines(located: Located) -> list[tuple[int, str]]:
     return found
 
 
+def refuse_foreign(located: Located, path: str) -> None:
+    """ConfigError naming the first line of the user's inside our regions, if there is one."""
+    theirs = foreign_lines(located)
+    if theirs:
+        number, text = theirs[0]
+        more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
+        raise ConfigError(
+            f"{path} line {number} is inside the rescale-ssh section, which rescale-ssh "
+            f"rewrites: {text.strip()[:80]!r}{more}",
+            "move your lines above the '# >>> rescale-ssh' line or below the "
+            "'# <<< rescale-ssh' line, then run the command again (nothing was changed)")
+
+
 def _ours(text: str, aliases: set[str], folders: list[str]) -> bool:
     if not text:
         return True
     if text.startswith("#"):
         return text in _OUR_COMMENTS or text.startswith(("# rescale-ssh ", "# >>> rescale-ssh",
                                                          "# <<< rescale-ssh"))
-    keyword, _, rest = text.replace("=", " ", 1).partition(" ")
-    keyword, rest = keyword.lower(), rest.strip()
+    keyword, rest = split_option(text)
     if keyword == "host":
         return rest == "*" or rest in aliases
     if keyword in BLOCK_KEYWORDS:
@@ -361,6 +386,19 @@ def _ours(text: str, aliases: set[str], folders: list[str]) -> bool:
         return any(folder and folder in rest for folder in folders)
     # Earlier versions' hook Match (`rescale-ssh hook` for rescale-* names).
     return keyword == "match" and rest.startswith("originalhost ") and "rescale-*" in rest
+
+
+def split_option(text: str) -> tuple[str, str]:
+    """A config line's keyword (lowercased) and its value, as OpenSSH splits them: at the first
+    whitespace or ``=`` (``Port 22``, ``Port=22``, ``Port = 22``, ``Port\t22``)."""
+    text = text.strip()
+    for index, char in enumerate(text):
+        if char.isspace() or char == "=":
+            rest = text[index:].strip()
+            if rest.startswith("="):
+                rest = rest[1:].strip()
+            return text[:index].lower(), rest
+    return text.lower(), ""
 
 
 def by_hand(data: bytes) -> str:
@@ -373,34 +411,31 @@ def by_hand(data: bytes) -> str:
 
 
 def splice(data: bytes, section: Section, *, path: str) -> bytes:
-    """``data`` with our region replaced or inserted at the top of the file, any hook region of
-    an earlier version removed. Never joins, splits or drops a line of the user's: a region is
-    removed with its own line endings only (an old hook region's added newline stays when
-    the user wrote something after it), and a region holding a line of theirs is not touched
-    at all (ConfigError naming the line)."""
+    """``data`` with our region replaced, or inserted (or moved back) at the top of the file,
+    any hook region of an earlier version removed. Never joins, splits or drops a line of the
+    user's: a region is removed with its own line endings only (an old hook region's added
+    newline stays when the user wrote something after it), and a region holding a line of
+    theirs is not touched at all (ConfigError naming the line)."""
     located = locate(data, path=path)
     top = section.render()
     edits: list[tuple[int, int, bytes]] = []
+    moved = located.top is not None and located.top.start > 0
     if located.top is not None:
-        edits.append((located.top.start, located.top.stop, top))
+        # Lines of the user's above the section (prepended since): the section goes back to
+        # the top, so that their lines are contiguous again and mean what they would mean
+        # without rescale-ssh (a Host line of theirs above would otherwise end at our Host
+        # lines, and ours would no longer come first).
+        edits.append((located.top.start, located.top.stop, b"" if moved else top))
     if located.hook is not None:
         span = located.hook
         # The newline an old region brought goes only when nothing of the user's follows it.
-        start = span.start + 1 if span.flag and data[span.stop:] else span.start
+        start = span.start + span.flag if data[span.stop:] else span.start
         edits.append((start, span.stop, b""))
     changes = [(start, stop, new) for start, stop, new in edits if data[start:stop] != new]
     if changes:
-        theirs = foreign_lines(located)
-        if theirs:
-            number, text = theirs[0]
-            more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
-            raise ConfigError(
-                f"{path} line {number} is inside the rescale-ssh section, which rescale-ssh "
-                f"rewrites: {text.strip()[:80]!r}{more}",
-                "move your lines above the '# >>> rescale-ssh' line or below the "
-                "'# <<< rescale-ssh' line, then run the command again (nothing was changed)")
+        refuse_foreign(located, path)
     for start, stop, replacement in sorted(changes, reverse=True):
         data = data[:start] + replacement + data[stop:]
-    if located.top is None and top:
+    if (located.top is None or moved) and top:
         data = top + data
     return data
