@@ -9,6 +9,7 @@ we write.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -241,3 +242,146 @@ def test_the_users_file_holds_nothing_an_older_openssh_refuses(
     assert result.returncode == 0
     assert result.stderr.strip() in ("", QUIET_STDIN), result.stderr
     assert "stricthostkeychecking ask" in result.stdout.splitlines()
+
+
+# -- found in review: each failed before its fix -----------------------------------------------
+
+
+def test_a_line_of_yours_with_our_keywords_inside_the_section_is_never_dropped(
+    cli: Cli, ssh_config: Path
+) -> None:
+    """`User alice` between our `Host *` and `Include` (global for every host below), or
+    `ProxyJump bastion` inside a job's block: options our blocks use, where we never put them.
+    They were counted as ours and silently dropped by the next write."""
+    ssh_config.parent.mkdir(mode=0o700)
+    cli("add", "Fotxeb", "--from-log", LINE)
+    ours = ssh_config.read_bytes()
+    for edit in (ours.replace(b"Host *\n", b"Host *\nUser alice\n"),
+                 ours.replace(b"    ServerAliveInterval 30\n",
+                              b"    ServerAliveInterval 30\n    ProxyJump bastion\n"),
+                 ours.replace(b"    Port 22\n", b"    Port 22\n    Port 2222\n")):
+        ssh_config.write_bytes(edit)
+        result = cli("add", "Other1", "--from-log", LINE.replace("Fotxeb", "Other1"),
+                     expect=3)
+        assert "is inside the rescale-ssh section" in result.stderr
+        assert ssh_config.read_bytes() == edit
+
+
+@pytest.mark.e2e
+def test_a_host_of_yours_the_hook_once_failed_for_is_left_alone(
+    cli: Cli, ssh_config: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    """`ssh rescale-build` before the user defined that host (a typo, an order of steps)
+    left a failure record; their `Host rescale-build` added then lost to its failure block."""
+    ssh_config.parent.mkdir(mode=0o700)
+    ssh_config.write_bytes(b"Host mine\n    HostName 192.0.2.10\n")
+    cli("install", "--yes")
+    assert ssh_config_of(str(ssh_config), "rescale-build")["hostname"] != ["build.example"]
+    with ssh_config.open("ab") as handle:
+        handle.write(b"Host rescale-build\n    HostName build.example\n")
+    got = ssh_config_of(str(ssh_config), "rescale-build")
+    assert got["hostname"] == ["build.example"] and "proxycommand" not in got
+    assert "!rescale-build" in (state_of(isolated_home) / "ssh.conf").read_text()
+    # A name that is no job ID at all, added after install: silent, no Python error.
+    with ssh_config.open("ab") as handle:
+        handle.write(b"Host rescale-my_box\n    HostName box.example\n")
+    result = effective(ssh_config, "rescale-my_box")
+    assert result.returncode == 0 and "rescale-ssh" not in result.stderr, result.stderr
+    assert "hostname box.example" in result.stdout.splitlines()
+
+
+@pytest.mark.e2e
+def test_adds_racing_each_other_leave_every_job_its_host_key_policy(
+    ssh_config: Path, isolated_home: Path
+) -> None:
+    """Six `add`s at once: the included file was written from what each saw before the lock,
+    so it named only some jobs, and the others asked to confirm their host key."""
+    import sys
+
+    ssh_config.parent.mkdir(mode=0o700)
+    jobs = [f"Race{i}" for i in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-m", "rescale_ssh", "add", job, "--from-log",
+                               f"Command: ssh u_{job}@192.0.2.{i + 1}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL) for i, job in enumerate(jobs)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    for job in jobs:
+        got = ssh_config_of(str(ssh_config), f"rescale-{job}")
+        assert got["stricthostkeychecking"] == ["accept-new"], job
+
+
+def test_remove_on_an_old_openssh_creates_nothing_it_refuses(
+    cli: Cli, ssh_config: Path, tmp_path: Path, isolated_home: Path
+) -> None:
+    """On a machine with OpenSSH 7.5 and no state folder (dotfiles copied there), `remove`
+    created ssh.conf with accept-new, after which every ssh there failed."""
+    ssh_config.parent.mkdir(mode=0o700)
+    cli("add", "Fotxeb", "--from-log", LINE)
+    cli("add", "Other1", "--from-log", LINE.replace("Fotxeb", "Other1"))
+    shutil.rmtree(state_of(isolated_home))
+    cli("remove", "Other1", env=fake_ssh(tmp_path / "bin", "7.5p1"))
+    assert not (state_of(isolated_home) / "ssh.conf").exists()
+    assert b"Host rescale-Fotxeb" in ssh_config.read_bytes()
+
+
+def test_remove_is_not_stopped_by_an_odd_setting_of_its_own(
+    cli: Cli, ssh_config: Path
+) -> None:
+    ssh_config.parent.mkdir(mode=0o700)
+    cli("add", "Fotxeb", "--from-log", LINE)
+    cli("install", "--yes")
+    cli("remove", "Fotxeb", env={"RESCALE_API_URL": "not a platform"})
+    assert b"Host rescale-Fotxeb" not in ssh_config.read_bytes()
+
+
+def test_a_windows_state_folder_reads_back_as_ours() -> None:
+    """The meta line keeps a Windows path's backslashes, the Include writes them as `/`: the
+    second write took our own Include for a line of the user's."""
+    from rescale_ssh.hostblock import HostEntry
+    from rescale_ssh.target import Target
+
+    folder = "C:\\Users\\me\\AppData\\Local\\rescale-ssh"
+    entry = HostEntry(target=Target("Fotxeb", "uprod_Fotxeb", "203.0.113.7", 22, "/enc/w"),
+                      identity=None, known_hosts=f"{folder}\\known_hosts")
+    first = section.splice(b"Host mine\n", section.Section(entries={"Fotxeb": entry},
+                                                           state_dir=folder), path="c")
+    assert b"Include C:/Users/me/AppData/Local/rescale-ssh/ssh.conf" in first
+    again = section.read(first, path="c")
+    assert again.state_dir == folder and not again.legacy
+    assert section.splice(first, section.Section(state_dir=folder), path="c") == b"Host mine\n"
+
+
+def test_a_comment_glued_to_our_end_marker_stays(cli: Cli, ssh_config: Path) -> None:
+    ssh_config.parent.mkdir(mode=0o700)
+    cli("add", "Fotxeb", "--from-log", LINE)
+    ssh_config.write_bytes(ssh_config.read_bytes()[:-1] + b"# mine\n")
+    cli("remove", "Fotxeb")
+    assert ssh_config.read_bytes() == b"# mine\n"
+
+
+def test_probing_for_a_writer_survives_one_opening_the_file(tmp_path: Path) -> None:
+    """While the read lease of the probe is held, a process opening the file for writing
+    sends SIGIO, whose default action killed the CLI ("I/O possible")."""
+    import multiprocessing
+    import time as clock
+
+    from rescale_ssh import configfile
+
+    target = tmp_path / "config"
+    target.write_text("Host mine\n")
+
+    def opener() -> None:
+        end = clock.monotonic() + 1.5
+        while clock.monotonic() < end:
+            os.close(os.open(target, os.O_WRONLY))
+
+    child = multiprocessing.get_context("fork").Process(target=opener)
+    child.start()
+    probes = 0
+    started = clock.monotonic()
+    while clock.monotonic() - started < 1.5:
+        configfile.being_written(target)
+        probes += 1
+    child.join(10)
+    assert child.exitcode == 0 and probes > 100

@@ -97,14 +97,17 @@ def test_tool_owned_files_are_private(ssh_config: Path, isolated_home: Path,
             assert mode == 0o644, f"{path} is {mode:04o}"  # a public key, as ssh-keygen makes it
         elif path == state / "hook":
             assert mode == 0o700, f"{path} is {mode:04o}"  # the script the Match line runs
-        elif path == state / "ssh.conf":
-            # Included by every ssh run: readable even when root (sudo) wrote it, no secrets.
+        elif path in (state / "ssh.conf", state / "fresh.conf", state / "hosts.conf",
+                      state / "broken.conf"):
+            # Included by every ssh run: readable even when root (sudo) wrote it (the folder
+            # is 0700: nobody else gets in); no secrets.
             assert mode == 0o644, f"{path} is {mode:04o}"
             assert "apikey" not in path.read_text().lower()
         else:
             assert mode == 0o600, f"{path} is {mode:04o}"
             seen.add(path)
     assert expected_files <= seen
+    assert (state / "fresh.conf").exists() and (state / "ssh.conf").exists()
     for folder, pattern in (("jobs", "Hooked1-*"), ("jobs", "Queued1-*"), (".", "fresh.conf"),
                             ("locks", "*.lock"), ("locks", "job-*"), ("locks", "blocks")):
         assert list((state / folder).glob(pattern)), (folder, pattern)

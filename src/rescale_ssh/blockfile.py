@@ -39,6 +39,11 @@ FRESH_FOR = 60.0  # seconds a block stays in fresh.conf (ssh reads it microsecon
 GRACE = 3.0  # seconds between taking an entry's markers away and taking the entry away
 MARKERS = "live"
 MARK = "# rescale-ssh block job="
+# ssh opens an included file even under a Match that does not apply, and stops for every host
+# when it cannot read one: a file written by root (sudo with the user's HOME) must stay
+# readable. Nothing is lost: the state folder is 0700 (a folder root made there, 0700 and its
+# own, is one ssh cannot enter: the Include then matches nothing, which ssh ignores).
+INCLUDED_MODE = 0o644
 HEADER = ("# Written by the rescale-ssh hook from its records (rescale-ssh list, status);\n"
           "# edits here are overwritten. `rescale-ssh uninstall` removes this file.\n")
 
@@ -145,10 +150,10 @@ def _legacy(conf: HookConf, job: str, entry: Entry, block: str) -> None:
     name = store.safe_name("rescale-", job) + ".conf"
     good, bad = (os.path.join(conf.state_dir, folder, name) for folder in LEGACY)
     if entry.state == OK and entry.target is not None:
-        store.write_atomic(good, block)
+        store.write_atomic(good, block, mode=INCLUDED_MODE)
         store.remove(bad)
     else:
-        store.write_atomic(bad, block)
+        store.write_atomic(bad, block, mode=INCLUDED_MODE)
         store.remove(good)
 
 
@@ -323,7 +328,7 @@ def _write_hosts(conf: HookConf, *, changed: dict[str, Entry] | None = None,
         entry = changed[job] if job in changed else _entry(conf, job)
         if entry is not None and entry.state == OK and entry.target is not None:
             parts.append(f"{MARK}{job}\n{top_block(conf, job, entry)}")
-    store.write_atomic(conf.hosts_file, "".join(parts))
+    store.write_atomic(conf.hosts_file, "".join(parts), mode=INCLUDED_MODE)
 
 
 def _write_fresh(conf: HookConf, *, add: str | None = None, entry: Entry | None = None,
@@ -355,6 +360,7 @@ def _write_fresh(conf: HookConf, *, add: str | None = None, entry: Entry | None 
     if add is not None and entry is not None:
         parts.append(f"{MARK}{add} at={now:.3f}\n{block_for(conf, add, entry)}")
     if parts:
-        store.write_atomic(conf.fresh_file, HEADER + "".join(parts), durable=False)
+        store.write_atomic(conf.fresh_file, HEADER + "".join(parts), durable=False,
+                           mode=INCLUDED_MODE)
     else:
         store.remove(conf.fresh_file)

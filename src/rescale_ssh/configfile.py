@@ -65,14 +65,20 @@ def read_bytes(path: Path) -> bytes | None:
         ) from None
 
 
+def lock_file(path: Path | str, state_dir: str) -> str:
+    """The lock of the config ``path``: a flock(2) on this file (filelock takes the same), so
+    the hook can hold it too when it rewrites the included file."""
+    digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:24]
+    return os.path.join(state_dir, "locks", f"{digest}.lock")
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """An inter-process lock for ``path``, kept in the tool's state folder (not in ~/.ssh)."""
     from filelock import FileLock, Timeout
 
-    digest = hashlib.sha256(str(real_path(path)).encode()).hexdigest()[:24]
-    lock_dir = paths.private_dir(paths.state_dir() / "locks")
-    lock = FileLock(str(lock_dir / f"{digest}.lock"), timeout=LOCK_TIMEOUT, mode=0o600)
+    paths.private_dir(paths.state_dir() / "locks")
+    lock = FileLock(lock_file(path, str(paths.state_dir())), timeout=LOCK_TIMEOUT, mode=0o600)
     try:
         with lock:
             yield
@@ -84,10 +90,13 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = False,
-           by_hand: Callable[[bytes], str] | None = None) -> Change:
+           by_hand: Callable[[bytes], str] | None = None,
+           prepare: Callable[[bytes], None] | None = None) -> Change:
     """Apply ``compute`` to the file's bytes (``b""`` when missing) and write the result.
 
     ``by_hand`` turns the new content into what a user can add to a read-only file themselves.
+    ``prepare`` is given the content about to be written (also when it is unchanged), under
+    the lock, before it is written: the files it names are made right first.
     Another program may be writing the file meanwhile (an editor's save, in place or by
     rename): a file that looks mid-save is waited for (:func:`settled`), and a file that
     changed between our read and our rename is never overwritten: the write starts again from
@@ -100,6 +109,8 @@ def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = Fal
     if read_only(path):
         old = read_bytes(path)
         change = Change(path, old or b"", compute(old or b""), existed=old is not None)
+        if prepare is not None:
+            prepare(change.new)  # the lines printed for the user to add need these files
         if not change.changed:
             return change  # nothing to write: a read-only file is no obstacle
         raise _read_only_error(path, change.new, by_hand, None)
@@ -111,6 +122,8 @@ def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = Fal
             old = snap.data
             new = compute(old or b"")
             change = Change(path, old or b"", new, existed=old is not None)
+            if prepare is not None:
+                prepare(new)
             if not change.changed:
                 return change
             try:
@@ -185,8 +198,9 @@ def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Sn
             return snap
         time.sleep(RECENT if shrank and _recent(snap.ident or (0, 0, 0, 0, 0)) else WATCH)
         again = snapshot(path)
-        if again.ident is not None and again == snap and not _cut(again.data) and \
-                not being_written(path):
+        # Unchanged over the watch and nobody writing: settled, even if it looks cut (a section
+        # damaged by hand is then refused, by name, by whoever reads it).
+        if again.ident is not None and again == snap and not being_written(path):
             return again
         if time.monotonic() > deadline:
             raise ConfigError(
@@ -207,11 +221,18 @@ def being_written(path: Path) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     import fcntl
+    import signal
+    import threading
 
+    if threading.current_thread() is not threading.main_thread():
+        return False  # signal handlers can only be set there (see below)
     try:
         fd = os.open(real_path(path), os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
+    # While the lease is held, another process opening the file for writing sends us SIGIO,
+    # whose default action ends the process: ignore it for these few microseconds.
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)
     try:
         fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
     except OSError as exc:
@@ -222,6 +243,7 @@ def being_written(path: Path) -> bool:
         return False
     finally:
         os.close(fd)
+        signal.signal(signal.SIGIO, previous)
 
 
 def _recent(ident: tuple[int, int, int, int, int]) -> bool:

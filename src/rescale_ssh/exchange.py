@@ -26,6 +26,8 @@ _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, err
 
 
 def _libc() -> ctypes.CDLL | None:
+    if sys.platform == "win32":  # CDLL(None) is no libc there (and raises TypeError)
+        return None
     try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:  # pragma: no cover - a libc that cannot be loaded

@@ -46,11 +46,19 @@ def main(argv: list[str]) -> int:
 
             state_dir = str(paths.state_dir())
         conf = hookconf.load(state_dir)
-        job = job_from_alias(args[0], source="the ssh command line")
-        if not os.path.exists(jobcache.path_for(conf.state_dir, job)) and users_own(
-                conf, args[0]):
+        try:
+            job = job_from_alias(args[0], source="the ssh command line")
+        except InvalidValueError:
+            if users_own(conf, args[0]):  # rescale-my_box, rescale-box.lan: theirs, not a job
+                return NOT_OURS
+            raise
+        entry = cached(conf, job)
+        if (entry is None or entry.state != OK) and users_own(conf, args[0]):
+            # Theirs (maybe written after a failed try left a record): no block of ours.
+            jobcache.drop(conf.state_dir, job)
+            blockfile.forget(conf, [job])
             return NOT_OURS
-        ensure(conf, job)
+        ensure(conf, job, entry, looked=True)
     except RescaleSSHError as error:
         # Not even a failure block could be written: say why; ssh goes on without our block.
         print(f"rescale-ssh: error: {error.message}", file=sys.stderr)
@@ -67,9 +75,9 @@ def main(argv: list[str]) -> int:
 
 def users_own(conf: HookConf, alias: str) -> bool:
     """The alias is a host of the user's, added to their config after ``install`` (which
-    excluded the ones it saw): no request goes to the platform; the Match lines are rewritten
-    to leave it alone from now on. Only on the cold path (a job never resolved)."""
-    from rescale_ssh import claims, included
+    excluded the ones it saw): no request goes to the platform; the Match line is rewritten to
+    leave it alone from now on. Only off the warm path (no record of a job reached)."""
+    from rescale_ssh import claims, configfile, included
 
     # hook.conf of an earlier version names no config: the one ssh most likely read.
     config = conf.config or os.environ.get("RESCALE_SSH_CONFIG") or os.path.expanduser(
@@ -77,15 +85,21 @@ def users_own(conf: HookConf, alias: str) -> bool:
     names = claims.names(config, skip=(conf.state_dir,))
     if alias not in names:
         return False
-    static = included.static_aliases(included.read(conf.state_dir))
-    included.write(conf.state_dir, included.render(conf.state_dir, hook=True, claimed=names,
-                                                   static=static))
+    # Under the config's own lock: the commands that write the section rewrite ssh.conf too.
+    lock = configfile.lock_file(config, conf.state_dir)
+    with store.Locked(lock, timeout=max(conf.timeout, 1.0)):
+        static = included.static_aliases(included.read(conf.state_dir))
+        included.write(conf.state_dir, included.render(conf.state_dir, hook=True,
+                                                       claimed=names, static=static))
     return True
 
 
-def ensure(conf: HookConf, job: str) -> Entry:
-    """Make the job's block current; returns what is known of the job."""
-    entry = cached(conf, job)
+def ensure(conf: HookConf, job: str, entry: Entry | None = None, *,
+           looked: bool = False) -> Entry:
+    """Make the job's block current; returns what is known of the job. ``looked``: ``entry``
+    is the record, read already."""
+    if not looked:
+        entry = cached(conf, job)
     if entry is None or not is_fresh(conf, entry):
         entry = refresh(conf, job, previous=entry)
     publish(conf, job, entry)

@@ -10,6 +10,7 @@ it was before.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,12 +71,20 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         return section.splice(data, current, path=str(path))
 
     notes: list[str] = []
-    if not dry_run:  # also for a read-only config: the lines it prints need these files
-        compute(data)  # a damaged section or a line of the user's in it: stop before any file
-        notes = toolfiles.ensure(conf.state_dir, conf=conf,
-                                 claimed=sorted({claim.name for claim in left_alone}),
-                                 static=toolfiles.aliases(before))
-    change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand)
+    lost = not os.path.isdir(conf.state_dir)  # (the config's lock is about to be made there)
+
+    def prepare(new: bytes) -> None:
+        # Under the config's lock, from the bytes about to be written; also for a read-only
+        # config (the lines it prints need these files).
+        planned = section.read(new, path=str(path))
+        notes[:] = toolfiles.ensure(conf.state_dir, conf=conf,
+                                    claimed=toolfiles.claimed(path, new, conf.state_dir),
+                                    static=toolfiles.aliases(planned))
+
+    change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
+                               prepare=None if dry_run else prepare)
+    if lost and not dry_run:
+        notes.insert(0, f"created the state folder {conf.state_dir}, which was missing")
     if before.hook is not None and before.legacy:
         notes.append(f"rewrote the rescale-ssh lines of {path} as this version writes them "
                      "(an earlier version wrote them, or they were edited)")

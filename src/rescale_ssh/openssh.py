@@ -53,6 +53,15 @@ def client() -> Client | None:
     return Client(path=path, version=parse(banner), banner=banner)
 
 
+def too_old() -> bool:
+    """The ssh on PATH is an OpenSSH older than :data:`MINIMUM` (False when unknown)."""
+    try:
+        found = client()
+    except ProgramError:
+        return False
+    return found is not None and not found.supported
+
+
 def require_supported(action: str) -> None:
     """Refuse to write a config the installed ssh would refuse to read.
 

@@ -55,13 +55,12 @@ _OLD_COMMENTS = frozenset((
     "# the lines below set options for every host.",
 ))
 _OUR_COMMENTS = frozenset(INTRO) | _OLD_COMMENTS
-# What our blocks set (hostblock.render, and earlier versions): lines with other keywords
-# inside the section are the user's.
-BLOCK_KEYWORDS = frozenset((
-    "hostname", "port", "user", "identityfile", "identitiesonly", "hostkeyalias",
-    "userknownhostsfile", "stricthostkeychecking", "serveraliveinterval", "serveralivecountmax",
-    "proxyjump",
-))
+# What our blocks set (hostblock.render, and earlier versions), once each: any other line in
+# a job's block is the user's.
+_LOGIN_KEYWORDS = ("hostname", "port", "user", "identityfile", "identitiesonly", "hostkeyalias",
+                   "userknownhostsfile", "stricthostkeychecking")
+_HEAD_KEYWORDS = frozenset((*_LOGIN_KEYWORDS, "serveraliveinterval", "serveralivecountmax"))
+_WORKER_KEYWORDS = frozenset((*_LOGIN_KEYWORDS, "proxyjump"))
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ def _span(data: bytes, begin: bytes, end: bytes, full_end: bytes, what: str,
         elif stripped.startswith(end):
             indent = len(line) - len(stripped)
             tail = stripped[len(full_end):] if stripped.startswith(full_end) else b""
-            if tail.rstrip(b"\r\n") and not tail.strip(b" \t\r\n").startswith(b"#"):
+            if tail.strip():
                 ends.append(offset + indent + len(full_end))  # text glued to the marker
             else:
                 ends.append(offset + len(line))
@@ -343,19 +342,54 @@ def _metas(lines: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, dict
 def foreign_lines(located: Located) -> list[tuple[int, str]]:
     """Lines between our markers that rescale-ssh never writes: the user's (line number, text).
 
-    Ours are blank lines, our comments, ``Host *`` and the Host lines of the jobs whose marker
-    comment is there, the options our blocks set, and the Include and Match lines that name a
-    state folder of ours."""
+    Ours, block by block as :meth:`Section.render` (or an earlier version) writes them: blank
+    lines and our comments; ``Host *`` and the Host line of each job whose marker comment is
+    there; in a job's block, each option such a block has, once; an Include (after ``Host *``,
+    or under the old hook's ``Match``) of a file in a state folder the section names. Anything
+    else, an option of ours where we never put it included, is the user's."""
     found: list[tuple[int, str]] = []
     numbered = [*located.numbered(located.top), *located.numbered(located.hook)]
     heads, workers = _metas([text for _, text in numbered])
-    aliases = set(heads) | {alias for by_index in workers.values() for alias in by_index.values()}
-    folders = [text.strip().split("=", 1)[1].strip() for _, text in numbered
+    worker_aliases = {alias for by_index in workers.values() for alias in by_index.values()}
+    folders = [_slashes(text.strip().split("=", 1)[1].strip()) for _, text in numbered
                if text.strip().startswith((HOOK_META, STATE_META))]
-    for number, text in numbered:
-        if not _ours(text.strip(), aliases, folders):
-            found.append((number, text))
+    block = ""  # "", "*", "head", "worker", "match" (ours), or "theirs"
+    seen: set[str] = set()
+    for number, raw in numbered:
+        text = raw.strip()
+        if not text:
+            continue
+        if text.startswith("#"):
+            if not (text in _OUR_COMMENTS or text.startswith(
+                    ("# rescale-ssh ", "# >>> rescale-ssh", "# <<< rescale-ssh"))):
+                found.append((number, raw))
+            continue
+        keyword, rest = split_option(text)
+        if keyword in ("host", "match"):
+            seen = set()
+            if keyword == "match":  # earlier versions' hook: rescale-ssh hook for rescale-*
+                block = "match" if rest.startswith("originalhost ") and "rescale-*" in rest \
+                    else "theirs"
+            else:
+                block = {"*": "*"}.get(rest) or ("head" if rest in heads else "worker"
+                                                 if rest in worker_aliases else "theirs")
+            if block == "theirs":
+                found.append((number, raw))
+            continue
+        if block in ("head", "worker"):
+            allowed = _HEAD_KEYWORDS if block == "head" else _WORKER_KEYWORDS
+            if keyword in allowed and keyword not in seen:
+                seen.add(keyword)
+                continue
+        elif block in ("*", "match") and keyword == "include" and any(
+                folder and folder in _slashes(rest) for folder in folders):
+            continue
+        found.append((number, raw))
     return found
+
+
+def _slashes(path: str) -> str:
+    return path.replace("\\", "/")  # quote_path writes Windows' backslashes as /
 
 
 def refuse_foreign(located: Located, path: str) -> None:
@@ -369,23 +403,6 @@ def refuse_foreign(located: Located, path: str) -> None:
             f"rewrites: {text.strip()[:80]!r}{more}",
             "move your lines above the '# >>> rescale-ssh' line or below the "
             "'# <<< rescale-ssh' line, then run the command again (nothing was changed)")
-
-
-def _ours(text: str, aliases: set[str], folders: list[str]) -> bool:
-    if not text:
-        return True
-    if text.startswith("#"):
-        return text in _OUR_COMMENTS or text.startswith(("# rescale-ssh ", "# >>> rescale-ssh",
-                                                         "# <<< rescale-ssh"))
-    keyword, rest = split_option(text)
-    if keyword == "host":
-        return rest == "*" or rest in aliases
-    if keyword in BLOCK_KEYWORDS:
-        return True
-    if keyword == "include":
-        return any(folder and folder in rest for folder in folders)
-    # Earlier versions' hook Match (`rescale-ssh hook` for rescale-* names).
-    return keyword == "match" and rest.startswith("originalhost ") and "rescale-*" in rest
 
 
 def split_option(text: str) -> tuple[str, str]:

@@ -53,16 +53,16 @@ def hook_conf(settings: Settings, *, state_dir: str | None = None,
 
 def kept_conf(settings: Settings, state_dir: str) -> HookConf:
     """The installed hook's settings, made to work with this version: what ``install`` chose
-    (identity, platform, time limits) stays; a program that is gone, or a hook.conf that is
-    missing or unreadable, is replaced by this one."""
-    fresh = hook_conf(settings, state_dir=state_dir)
+    (identity, platform, time limits) stays; a program that is gone is replaced by this one;
+    only a hook.conf that is missing or unreadable is made anew from these settings (so an
+    odd setting of this command, a RESCALE_API_URL, say, never stops a `remove`)."""
     try:
         conf = hookconf.load(state_dir)
     except RescaleSSHError:
-        return fresh
+        return hook_conf(settings, state_dir=state_dir)
     if not _runs(conf):
-        conf.python, conf.launcher = fresh.python, fresh.launcher
-    conf.config = conf.config or fresh.config
+        conf.python, conf.launcher = program()
+    conf.config = conf.config or str(settings.ssh_config)
     conf.precedence = ()  # hosts.conf belonged to the layout before this one
     conf.version = hookconf.VERSION
     return conf
@@ -98,7 +98,7 @@ def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str],
                   else "from an earlier version, or edited"):
             hook_changed = True
         _write(os.path.join(state_dir, included.EXPLAINER), included.explainer(state_dir),
-               0o600, notes, what="what the hook says when it cannot start",
+               included.MODE, notes, what="what the hook says when it cannot start",
                why="from an earlier version, or edited")
         if _is_explainer(state_dir):
             store.remove(os.path.join(state_dir, hookconf.FRESH_FILE))
@@ -192,20 +192,35 @@ def aliases(current: section.Section) -> list[str]:
 
 def write_section(settings: Settings, compute: Callable[[bytes], bytes], *, dry_run: bool,
                   action: str | None) -> Change:
-    """Write the section through ``compute``, after making the files it includes current.
+    """Write the section through ``compute``, after making the files it includes current
+    (under the config's lock, from the very bytes written: writers racing each other leave
+    the included file as the last one wrote the section).
 
-    ``action`` (what the command does, for the message) checks first that the installed ssh
-    can read what will be written (openssh.py): ``add`` and ``sync``; removing needs no check.
+    ``action`` (what the command does, for the message) first checks that the installed ssh
+    can read what will be written (openssh.py): ``add`` and ``sync``. Removing is never
+    refused, but below OpenSSH 7.6 it creates or rewrites no included file: that file holds
+    what such an ssh refuses for every host.
     """
-    if action is not None:
-        from rescale_ssh import openssh
+    from rescale_ssh import openssh
 
-        openssh.require_supported(action)
     path = settings.ssh_config
     configfile.check_secure(path)  # before any file of ours is written
-    if not dry_run:  # also for a read-only config: the lines it prints need these files
-        data = configfile.read_bytes(path) or b""
-        planned = section.read(compute(data), path=str(path))
-        if not planned.is_empty() and planned.includable():
-            refresh(settings, planned, data)
-    return configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand)
+    if action is not None:
+        openssh.require_supported(action)
+        too_old = False
+    else:
+        too_old = openssh.too_old()
+
+    def prepare(new: bytes) -> None:
+        planned = section.read(new, path=str(path))
+        if too_old or planned.is_empty() or not planned.includable():
+            return
+        try:
+            refresh(settings, planned, new)
+        except RescaleSSHError:
+            if action is not None:
+                raise
+            # Removing goes on: the included file is brought up to date by the next add.
+
+    return configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
+                             prepare=None if dry_run else prepare)
