@@ -82,8 +82,13 @@ def _read(path: str) -> bytes | None:
         return None
 
 
+_KEYWORDS = (b"host", b"match", b"include")
+
+
 def _scan(path: str, data: bytes, found: list[Claim], depth: int, skip: tuple[str, ...]) -> None:
     for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.lstrip(b" \t")[:7].lower().startswith(_KEYWORDS):
+            continue  # most lines: no need to split them into words
         words = _words(raw.decode("utf-8", "replace"))
         if not words:
             continue

@@ -181,8 +181,9 @@ def _ident(info: os.stat_result) -> tuple[int, int, int, int, int]:
 def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Snapshot:
     """The file once it no longer looks mid-save: no process holds it open for writing
     (:func:`being_written`), not changed in the last RECENT seconds (or unchanged over WATCH
-    seconds of looking; RECENT when it shrank since our last write: an in-place save truncates
-    first), and not cut inside our section (a start marker with no end marker after it).
+    seconds of looking; RECENT, where that lease check is not available, when it shrank since
+    our last write: an in-place save truncates first), and not cut inside our section (a
+    start marker with no end marker after it).
     ``own`` is what this tool wrote last: that needs no wait. Bounded: SETTLE_LIMIT seconds,
     then ConfigError."""
     import time
@@ -192,7 +193,9 @@ def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Sn
     while True:
         if snap.data is None and snap.ident is None:
             return snap
-        shrank = snap.ident is not None and own is not None and snap.ident[2] < own[2]
+        # Shrunk since our last write, where no lease tells a writer at work: watch longer.
+        shrank = snap.ident is not None and own is not None and snap.ident[2] < own[2] and \
+            not sys.platform.startswith("linux")
         if snap.ident is not None and (snap.ident == own or (
                 not _recent(snap.ident) and not _cut(snap.data))) and not being_written(path):
             return snap

@@ -76,10 +76,10 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
     def prepare(new: bytes) -> None:
         # Under the config's lock, from the bytes about to be written; also for a read-only
         # config (the lines it prints need these files).
-        planned = section.read(new, path=str(path))
+        planned = section.outline(new, path=str(path))
         notes[:] = toolfiles.ensure(conf.state_dir, conf=conf,
                                     claimed=toolfiles.claimed(path, new, conf.state_dir),
-                                    static=toolfiles.aliases(planned))
+                                    static=list(planned.aliases))
 
     change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
                                prepare=None if dry_run else prepare)

@@ -21,7 +21,9 @@ says which line to move (:func:`foreign_lines`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from rescale_ssh import hostblock
 from rescale_ssh.errors import ConfigError
@@ -135,6 +137,38 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Outline:
+    """What a section holds, read from its marker and meta comments alone (no block is parsed):
+    enough to write the files it includes, from a section this tool just rendered."""
+
+    aliases: tuple[str, ...]
+    hook: HookSpec | None
+    state_dir: str | None
+
+    def section(self) -> Section:
+        return Section(hook=self.hook, state_dir=self.state_dir)
+
+    def is_empty(self) -> bool:
+        return not self.aliases and self.hook is None
+
+
+def outline(data: bytes, *, path: str) -> Outline:
+    located = locate(data, path=path)
+    lines = [*located.lines(located.top), *located.lines(located.hook)]
+    heads, workers = _metas(lines)
+    aliases = (*heads, *(alias for by_index in workers.values() for alias in by_index.values()))
+    hook = state = None
+    source = f"the rescale-ssh section of {path}"
+    for line in lines:
+        text = line.strip()
+        if text.startswith(HOOK_META):
+            hook = HookSpec(validate_state_dir(text[len(HOOK_META):].strip(), source=source))
+        elif text.startswith(STATE_META):
+            state = validate_state_dir(text[len(STATE_META):].strip(), source=source)
+    return Outline(aliases=tuple(aliases), hook=hook, state_dir=state)
+
+
+@dataclass(frozen=True)
 class Span:
     """Where a region is: ``data[start:stop]``. ``flag`` is the width of the newline an old hook
     region brought before it (the file had no final newline; 2 once the user made the file
@@ -159,6 +193,17 @@ class Located:
         """(line number in the file, text) of each line between the markers of a region."""
         if span is None:
             return []
+        if span is self.top:
+            return self._top_lines
+        return self._numbered(span)
+
+    @cached_property
+    def _top_lines(self) -> list[tuple[int, str]]:  # read several times per command
+        return self._numbered(self.top)
+
+    def _numbered(self, span: Span | None) -> list[tuple[int, str]]:
+        if span is None:
+            return []
         start = span.start + span.flag
         first = self.data.count(b"\n", 0, start) + 1
         inner = self.data[start : span.stop].split(b"\n")
@@ -170,26 +215,21 @@ class Located:
 
 def _span(data: bytes, begin: bytes, end: bytes, full_end: bytes, what: str,
           path: str) -> Span | None:
-    """The region between a line starting with ``begin`` and one starting with ``end``.
+    """The region between a line starting with ``begin`` and one starting with ``end`` (after
+    spaces or tabs: indentation means nothing to ssh).
 
     It ends right after the end marker's line ending; if the user appended text to the marker
     line itself (a file whose final newline they had removed), that text is theirs and stays
-    outside the region."""
-    begins: list[int] = []
+    outside the region. Markers are found with a search, not a walk over every line: a config
+    of 5,000 lines is read several times per command (bench/ item 5)."""
+    begins = [line for line, _ in _marker_lines(data, begin)]
     ends: list[int] = []
-    offset = 0
-    for line in data.splitlines(keepends=True):
-        stripped = line.lstrip(b" \t")
-        if stripped.startswith(begin):
-            begins.append(offset)
-        elif stripped.startswith(end):
-            indent = len(line) - len(stripped)
-            tail = stripped[len(full_end):] if stripped.startswith(full_end) else b""
-            if tail.strip():
-                ends.append(offset + indent + len(full_end))  # text glued to the marker
-            else:
-                ends.append(offset + len(line))
-        offset += len(line)
+    for line, marker in _marker_lines(data, end):
+        line_end = data.find(b"\n", line)
+        line_end = len(data) if line_end < 0 else line_end + 1
+        tail = data[marker + len(full_end) : line_end] if data.startswith(full_end, marker) \
+            else b""
+        ends.append(marker + len(full_end) if tail.strip() else line_end)
     if not begins and not ends:
         return None
     hint = (
@@ -210,6 +250,19 @@ def _span(data: bytes, begin: bytes, end: bytes, full_end: bytes, what: str,
     if data[start:].startswith(HOOK_BEGIN_ADDED) and start > 0 and data[start - 1] == 10:
         width = 2 if data[start - 2 : start] == b"\r\n" else 1
     return Span(start - width, stop, width)
+
+
+def _marker_lines(data: bytes, marker: bytes) -> list[tuple[int, int]]:
+    """(start of the line, offset of the marker) of each line that starts with ``marker``
+    after nothing but spaces and tabs."""
+    found = []
+    offset = data.find(marker)
+    while offset >= 0:
+        line = data.rfind(b"\n", 0, offset) + 1
+        if not data[line:offset].strip(b" \t"):
+            found.append((line, offset))
+        offset = data.find(marker, offset + 1)
+    return found
 
 
 def locate(data: bytes, *, path: str) -> Located:
@@ -405,17 +458,16 @@ def refuse_foreign(located: Located, path: str) -> None:
             "'# <<< rescale-ssh' line, then run the command again (nothing was changed)")
 
 
+_OPTION = re.compile(r"\s*([^\s=]+)(?:\s*=\s*|\s+)?(.*)", re.S)
+
+
 def split_option(text: str) -> tuple[str, str]:
     """A config line's keyword (lowercased) and its value, as OpenSSH splits them: at the first
     whitespace or ``=`` (``Port 22``, ``Port=22``, ``Port = 22``, ``Port\t22``)."""
-    text = text.strip()
-    for index, char in enumerate(text):
-        if char.isspace() or char == "=":
-            rest = text[index:].strip()
-            if rest.startswith("="):
-                rest = rest[1:].strip()
-            return text[:index].lower(), rest
-    return text.lower(), ""
+    found = _OPTION.match(text)
+    if found is None:
+        return "", text.strip()
+    return found.group(1).lower(), found.group(2).strip()
 
 
 def by_hand(data: bytes) -> str:

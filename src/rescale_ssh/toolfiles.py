@@ -168,14 +168,14 @@ def claimed(config: Path | str, data: bytes | None, state_dir: str) -> list[str]
     return claims.names(str(config), data, skip=(state_dir,))
 
 
-def refresh(settings: Settings, current: section.Section, data: bytes) -> list[str]:
+def refresh(settings: Settings, planned: section.Outline, data: bytes) -> list[str]:
     """Before the section of ``data`` is written: its included files as this version writes
     them. The hook's files are repaired from its own settings (kept_conf)."""
-    state = current.folder()
-    has_hook = current.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
+    state = planned.section().folder()
+    has_hook = planned.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
     conf = kept_conf(settings, state) if has_hook else None
     return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state),
-                  static=aliases(current))
+                  static=list(planned.aliases))
 
 
 def aliases(current: section.Section) -> list[str]:
@@ -212,8 +212,8 @@ def write_section(settings: Settings, compute: Callable[[bytes], bytes], *, dry_
         too_old = openssh.too_old()
 
     def prepare(new: bytes) -> None:
-        planned = section.read(new, path=str(path))
-        if too_old or planned.is_empty() or not planned.includable():
+        planned = section.outline(new, path=str(path))  # our own rendering: no block to parse
+        if too_old or planned.is_empty() or not planned.section().includable():
             return
         try:
             refresh(settings, planned, new)
