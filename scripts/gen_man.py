@@ -28,9 +28,12 @@ ENVIRONMENT = [
     ("RESCALE_SSH_CONFIG", "The ssh config file to manage (as --ssh-config); default "
      "~/.ssh/config."),
     ("RESCALE_API_URL", "The platform: a base URL or a region us, eu, jp, kr, itar, itar-gov (as "
-     "--platform). A full .../api/v3/ URL is accepted too."),
-    ("RESCALE_PROFILE", "The section of the Rescale CLI's ~/.config/rescale/apiconfig to use "
-     "(as --profile)."),
+     "--platform). A full .../api/v3/ URL, or a host name without https://, is accepted too."),
+    ("RESCALE_API_BASE_URL", "The same as RESCALE_API_URL, which wins when both are set."),
+    ("RESCALE_PROFILE", "The section of the Rescale CLI's apiconfig to use (as --profile); "
+     "default [default]."),
+    ("RESCALE_CONFIG_FILE", "The Rescale CLI's apiconfig, instead of "
+     "~/.config/rescale/apiconfig."),
     ("RESCALE_API_KEY", "The Rescale API key. Never a command-line option: it would show in "
      "ps(1). Default: the profile's apikey."),
     ("RESCALE_SSH_IDENTITY", "The private key written as IdentityFile (as --identity); default "
@@ -41,24 +44,29 @@ ENVIRONMENT = [
      "most a third of it. The hook has its own limit: install --timeout."),
     ("RESCALE_SSH_POLL_INTERVAL", "First polling interval of wait, in seconds (default 5; "
      "it backs off to 30)."),
-    ("XDG_STATE_HOME, XDG_CONFIG_HOME", "Where the tool's own files and the Rescale CLI's "
-     "profile file live (defaults ~/.local/state and ~/.config)."),
+    ("XDG_STATE_HOME", "Where the tool's own files live (default ~/.local/state)."),
 ]
 
 FILES = [
-    ("~/.ssh/config", "The ssh config. rescale-ssh owns one marked section at the top and, after "
-     "install, one marked hook block at the end; every other byte is left as it is."),
+    ("~/.ssh/config", "The ssh config. rescale-ssh owns one marked section at the top (the "
+     "jobs' Host blocks, then Host * and an Include of its own ssh.conf); every other byte is "
+     "left as it is."),
     ("~/.ssh/rescale_ed25519, ~/.ssh/rescale_ed25519.pub", "The default key pair (key generate)."),
     ("$XDG_STATE_HOME/rescale-ssh/known_hosts", "Host keys of the jobs' clusters, under "
      "per-job aliases."),
     ("$XDG_STATE_HOME/rescale-ssh/hook.conf", "What install fixed for the hook: program, "
      "identity, time limits."),
     ("$XDG_STATE_HOME/rescale-ssh/jobs/", "The hook's records of jobs."),
-    ("$XDG_STATE_HOME/rescale-ssh/fresh.conf, hosts.conf", "Host blocks the hook wrote for ssh "
-     "to include: fresh.conf for a minute after each hook run, hosts.conf (every job it reached) "
-     "only when the config sets options for every host."),
-    ("~/.config/rescale/apiconfig", "The Rescale CLI's profiles (apikey, apibaseurl), shared "
-     "with it; written by login, mode 0600."),
+    ("$XDG_STATE_HOME/rescale-ssh/me", "Who the API key belongs to (username, email; never "
+     "the key), asked by jobs at most once a day to tell shared jobs."),
+    ("$XDG_STATE_HOME/rescale-ssh/ssh.conf", "What the section includes: the added jobs' "
+     "host-key policy and, after install, the hook's Match line."),
+    ("$XDG_STATE_HOME/rescale-ssh/hook", "The sh script the hook's Match line runs."),
+    ("$XDG_STATE_HOME/rescale-ssh/fresh.conf", "Host blocks the hook wrote for ssh to include, "
+     "kept a minute after each hook run."),
+    ("~/.config/rescale/apiconfig", "The Rescale CLI's profiles (apikey or api_key, apibaseurl "
+     "or platform_url), shared with it; profile [default] unless one is chosen; written by "
+     "login, mode 0600."),
 ]
 
 EXAMPLES = [

@@ -26,6 +26,8 @@ FIGURES = pytest.StashKey[dict[str, int]]()
 _ENV_TO_CLEAR = (
     "RESCALE_API_KEY",
     "RESCALE_API_URL",
+    "RESCALE_API_BASE_URL",
+    "RESCALE_CONFIG_FILE",
     "RESCALE_PROFILE",
     "RESCALE_SSH_IDENTITY",
     "RESCALE_SSH_DEBUG",

@@ -6,8 +6,19 @@ starts one per test and points RESCALE_API_URL and RESCALE_API_KEY at it.
 
 Variants beyond ``add_job``'s arguments: ``FakePlatform.logs_shape`` ("envelope" or "list"),
 ``FakePlatform.instances_endpoint = False`` (an older platform: /instances/ answers 404),
-``FakePlatform.max_page_size``, ``FakePlatform.latency``; per job ``FakeJob.head_last`` (workers
-listed before the head node) and ``FakeJob.forbidden`` (403 on every path of the job).
+``FakePlatform.statuses_order`` ("newest" first, as the platform lists them, or "oldest": the
+client must sort by date), ``FakePlatform.max_page_size``, ``FakePlatform.latency``; per job
+``FakeJob.head_last`` (workers listed before the head node) and ``FakeJob.forbidden`` (403 on
+every path of the job).
+
+Instances have the fields of the verbatim entry in rescale-api.md (VERBATIM_INSTANCE) and no
+other: ``clusterId``, ``dateStarted``, ``id``, ``instanceGroup``, ``isBehindNat``,
+``privateHostname``, ``privateIp``, ``publicHostname``, ``publicIp``, ``role``, ``sshPort``,
+``supportedServices``, ``tenancy``, ``username``. Cluster kinds (``add_job(kind=...)``): "mpi"
+(``MPI_MASTER`` head with a public address, ``MPI_SLAVE`` workers with private ones only),
+"custom" (every role ``CUSTOM``, every node its own public address: the head is told by the
+job's ready line) and "nat" (every role ``CUSTOM``, ``isBehindNat``, one public IP for all nodes
+and a forwarded port per node: ``nat_ports``). Invented by this fake, marked as such: nothing.
 """
 
 from __future__ import annotations
@@ -30,12 +41,32 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import pytest
 
+from rescale_ssh import lifecycle
+
 DEFAULT_API_KEY = "fake-api-key-0123456789abcdef"
-JOB_ORDER = ("Pending", "Queued", "Started", "Validated", "Executing", "Completed")
+JOB_ORDER = ("Pending", "Waiting for Queue", "Queued", "Started", "Validated", "Executing",
+             "Completed")
 CLUSTER_ORDER = ("Not Started", "Starting", "Started", "Stopping", "Stopped")
 REASONS = {"completed": "Completed successfully", "stopping": "User Terminated"}
 NOT_FOUND = {"detail": "Not found."}
+# rescale-api.md, verbatim (Rescale staff notebook, Sept 2023, an Azure cluster).
+VERBATIM_INSTANCE: dict[str, Any] = {
+    "clusterId": "iztfQb", "dateStarted": "2023-09-04T11:03:46.398510Z", "id": "uYzLif",
+    "instanceGroup": "compute0", "isBehindNat": True, "privateHostname": "p30564900000000",
+    "privateIp": "10.0.0.10", "publicHostname": "rfxgobovqyjpgw.eastus.cloudapp.azure.com",
+    "publicIp": "20.242.129.39", "role": "CUSTOM", "sshPort": 32100,
+    "supportedServices": ["ssh"], "tenancy": "default", "username": "uprod_jvSjFc",
+}
+# Every status word rescale-api.md lists, job and cluster, as the platform writes them.
+JOB_STATUSES = ("Pending", "Waiting for Queue", "Queued", "Started", "Validated", "Executing",
+                "Completed", "Stopping", "Waiting for Cluster", "Force Stop", "Stopped",
+                "Force Stopped")
+CLUSTER_STATUSES = ("Not Started", "Pending", "Queued", "Starting", "Started",
+                    "Stop Requested", "Stopping", "Stopped", "Unknown", "Error")
 FORBIDDEN = {"detail": "You do not have permission to access this resource."}
+ME_EMAIL = "me@example.com"  # the platform's user (FakePlatform.email, add_job's owner)
+COLLEAGUE = "colleague@example.com"
+LIST_STATES = ("not_completed", "completed")  # the job list's ?state= filter
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -100,8 +131,9 @@ class Event:
     when: dt.datetime
     reason: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "statusDate": _iso(self.when), "statusReason": self.reason}
+    def as_json(self, *, zone: bool = True) -> dict[str, Any]:
+        date = _iso(self.when) if zone else _iso(self.when)[:-1]
+        return {"status": self.status, "statusDate": date, "statusReason": self.reason}
 
 
 @dataclass
@@ -122,6 +154,11 @@ class FakeJob:
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
     head_last: bool = False  # workers before the head node in /instances/
     forbidden: bool = False  # 403 on every path of the job
+    kind: str = "mpi"  # "mpi", "custom" or "nat" (module docstring)
+    nat_ports: list[int] = field(default_factory=list)  # "nat": a forwarded port per node
+    line_style: str = "us"  # "jp": ujpprod_-style line with a period after the directory
+    port_option: str = "before"  # where the ready line has -p PORT: "before"/"after" user@host
+    line_per_node: bool = False  # one ready line per node, the head's first, a worker's last
     created: dt.datetime = field(default_factory=lambda: _now())
     added: float = field(default_factory=time.monotonic)
     statuses: list[Event] = field(default_factory=list)  # oldest first
@@ -160,37 +197,50 @@ class FakeJob:
             return self.instances
         if self.cluster_status.strip().lower() != "started":
             return []
-        cluster = f"cl-{self.id}"
-        head = {
-            "role": "MPI_MASTER",
-            "publicIp": self.host,
-            "username": self.user,
-            "sshPort": self.port,
-            "clusterId": cluster,
-            "publicHostname": f"node0-{self.id.lower()}.clusters.example.com",
-            "privateIp": "10.0.0.1",
-            "instanceState": "running",
-        }
-        workers = [
-            {
-                "role": "MPI_SLAVE",
-                "publicIp": f"203.0.113.{100 + i}",
-                "username": self.user,
-                "sshPort": self.port,
-                "clusterId": cluster,
-                "publicHostname": f"node{i + 1}-{self.id.lower()}.clusters.example.com",
-                "privateIp": f"10.0.0.{2 + i}",
-                "instanceState": "running",
-            }
-            for i in range(self.workers)
-        ]
-        return [*workers, head] if self.head_last else [head, *workers]
+        nodes = [self._node(0)] + [self._node(i) for i in range(1, self.workers + 1)]
+        return [*nodes[1:], nodes[0]] if self.head_last else nodes
 
-    def ready_line(self) -> str:
-        option = f" -p {self.port}" if self.port != 22 else ""
+    def _node(self, index: int) -> dict[str, Any]:
+        """Node ``index`` (0: the head) with exactly the verbatim entry's fields."""
+        cluster = f"cl{self.id}"
+        started = self.created + dt.timedelta(minutes=2, seconds=index)
+        node: dict[str, Any] = {
+            "clusterId": cluster, "dateStarted": _iso(started), "id": f"n{index}{self.id}",
+            "instanceGroup": "compute0", "isBehindNat": False,
+            "privateHostname": f"p{index:02d}{self.id.lower()}",
+            "privateIp": f"10.0.0.{10 + index}",
+            "publicHostname": None, "publicIp": None, "role": "CUSTOM", "sshPort": 22,
+            "supportedServices": ["ssh"], "tenancy": "default", "username": self.user,
+        }
+        if self.kind == "mpi":
+            node["role"] = "MPI_MASTER" if index == 0 else "MPI_SLAVE"
+            if index == 0:
+                node.update(publicIp=self.host, sshPort=self.port,
+                            publicHostname=f"node0-{self.id.lower()}.clusters.example.com")
+        elif self.kind == "custom":
+            node.update(publicIp=self.host if index == 0 else f"203.0.113.{100 + index}",
+                        sshPort=self.port if index == 0 else 22,
+                        publicHostname=f"node{index}-{self.id.lower()}.cloudapp.example.com")
+        else:  # "nat": one public address, a forwarded port per node
+            port = self.nat_ports[index] if index < len(self.nat_ports) else 32100 + index
+            node.update(publicIp=self.host, sshPort=self.port if index == 0 else port,
+                        isBehindNat=True,
+                        publicHostname=f"{self.id.lower()}.eastus.cloudapp.example.com")
+        return node
+
+    def ready_line(self, node: dict[str, Any] | None = None) -> str:
+        """The "Instance ready for ssh access" line as the platform writes it (rescale-api.md:
+        the .jp form ends with a period), for the head or for ``node``."""
+        host = self.host if node is None else str(node.get("publicIp") or node.get("privateIp"))
+        port = self.port if node is None else int(node.get("sshPort") or 22)
+        option = f"-p {port}" if port != 22 else ""
+        before, after = (f" {option}", "") if self.port_option == "before" else ("", f" {option}")
+        if not option:
+            before = after = ""
+        period = "." if self.line_style == "jp" else ""
         return (
-            f"Instance ready for ssh access. Command: ssh -i </path/to/key>{option} "
-            f"{self.user}@{self.host}; working directory: {self.workdir}"
+            f"Instance ready for ssh access. Command: ssh -i </path/to/key>{before} "
+            f"{self.user}@{host}{after}; working directory: {self.workdir}{period}"
         )
 
     def logs(self) -> list[dict[str, Any]]:
@@ -203,7 +253,11 @@ class FakeJob:
                 "Launching cluster",
             ]
             if self.ever_started:
-                lines += ["Cluster started", self.ready_line(), "Running command"]
+                lines += ["Cluster started", self.ready_line()]
+                if self.line_per_node:
+                    lines += [self.ready_line(self._node(i)) for i in range(1, self.workers + 1)
+                              if self._node(i).get("publicIp")]
+                lines += ["Running command"]
             if self.cluster_status.strip().lower() in ("stopping", "stopped"):
                 lines += ["Shutting down cluster"]
         start = self.created
@@ -218,8 +272,11 @@ class FakeJob:
             "name": self.name,
             "owner": self.owner,
             "dateInserted": _iso(self.created),
-            "isShared": self.shared,
-            "sharedWith": ["me@example.com"] if self.shared else [],
+            # The owner's email and the emails it shared the job with (Rescale's API docs);
+            # no isShared (rescale-api.md). ``shared``: someone is listed, the user when
+            # someone else owns the job, a colleague when the user does.
+            "sharedWith": [COLLEAGUE if self.owner == ME_EMAIL else ME_EMAIL]
+            if self.shared else [],
             "jobStatus": {
                 "content": self.status,
                 "displayName": self.status,
@@ -243,9 +300,15 @@ class FakePlatform:
         self.max_page_size = 100
         self.latency = 0.0
         self.logs_shape = "envelope"
+        self.statuses_order = "newest"  # "oldest": the client must sort by statusDate
         self.instances_endpoint = True  # False: an older platform without /instances/ (404)
         self.username = "me"
-        self.email = "me@example.com"
+        self.email = ME_EMAIL
+        # The job list: "honour" ?state=not_completed / completed (completed: a final job
+        # status, as lifecycle.py has them), or "ignore" it (every job, whatever was asked);
+        # "newest" first by dateInserted (Rescale's documented sample) or "oldest" first.
+        self.list_filter = "honour"
+        self.list_order = "newest"
         self.requests: list[Req] = []
         self.errors: list[str] = []  # bugs of the fake itself; the fixture fails on any
         self.jobs: dict[str, FakeJob] = {}
@@ -286,6 +349,11 @@ class FakePlatform:
         public_key: str | None = None,
         cidr_rule: str | None = "0.0.0.0/0",
         timeline: list[tuple[float, str, str]] | None = None,
+        kind: str = "mpi",
+        nat_ports: list[int] | None = None,
+        line_style: str = "us",
+        port_option: str = "before",
+        line_per_node: bool = False,
     ) -> FakeJob:
         user = f"uprod_{job_id}" if user is None else user
         job = FakeJob(
@@ -303,6 +371,11 @@ class FakePlatform:
             instances=instances,
             log_lines=log_lines,
             timeline=sorted(timeline or [], key=lambda entry: entry[0]),
+            kind=kind,
+            nat_ports=list(nat_ports or []),
+            line_style=line_style,
+            port_option=port_option,
+            line_per_node=line_per_node,
         )
         # A plausible history leading to the given statuses, oldest first.
         earlier = _now() - dt.timedelta(minutes=10)
@@ -370,11 +443,21 @@ class FakePlatform:
         if path == "/api/v2/users/me/":
             return 200, {"username": self.username, "email": self.email}
         if path == "/api/v2/jobs/":
+            state = query.get("state")
+            if self.list_filter == "honour" and state is not None and state not in LIST_STATES:
+                return 400, {"state": [f"Select a valid choice. {state} is not one of the "
+                                       "available choices."]}
             with self._lock:
+                order = {job_id: i for i, job_id in enumerate(self.jobs)}
                 jobs = [j for j in self.jobs.values() if not j.forbidden]
                 for listed in jobs:
                     listed.advance()
-                items = [j.summary() for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
+                if self.list_filter == "honour" and state is not None:
+                    jobs = [j for j in jobs
+                            if lifecycle.is_final(j.status) == (state == "completed")]
+                jobs.sort(key=lambda j: (j.created, order[j.id]),
+                          reverse=self.list_order == "newest")
+                items = [j.summary() for j in jobs]
             return self._page(path, query, items)
         match = re.fullmatch(r"/api/(v2|v3)/jobs/([^/]+)/(?:([a-z_]+)/)?", path)
         if match is None:
@@ -388,11 +471,12 @@ class FakePlatform:
                 return 403, FORBIDDEN
             job.advance()
             if sub is None:
-                detail = {**job.summary(), "jobanalyses": []}
+                detail = {**job.summary(), "jobanalyses": [], "isLowPriority": False}
                 del detail["jobStatus"], detail["clusterStatusDisplay"]
-                if version == "v3":
-                    detail.update(publicKey=job.public_key, cidrRule=job.cidr_rule,
-                                  sshPort=job.port)
+                # v2 too (rescale-api.md: a Rescale Korea API guide shows them there). Under
+                # NAT the job's sshPort is 22, its nodes' the forwarded ones.
+                detail.update(publicKey=job.public_key, cidrRule=job.cidr_rule,
+                              sshPort=22 if job.kind == "nat" else job.port)
                 return 200, detail
             key = (version, sub)
             if key == ("v2", "instances") and self.instances_endpoint:
@@ -402,11 +486,14 @@ class FakePlatform:
                 if self.logs_shape == "list":
                     return 200, entries
                 return self._page(path, query, entries)
+            newest = self.statuses_order == "newest"
             if key == ("v2", "statuses"):
-                return self._page(path, query, [e.as_json() for e in reversed(job.statuses)])
-            if key == ("v2", "cluster_statuses"):
-                events = reversed(job.cluster_statuses)
+                events = reversed(job.statuses) if newest else iter(job.statuses)
                 return self._page(path, query, [e.as_json() for e in events])
+            if key == ("v2", "cluster_statuses"):
+                # Cluster statuses write their dates without a zone (rescale-api.md).
+                events = reversed(job.cluster_statuses) if newest else iter(job.cluster_statuses)
+                return self._page(path, query, [e.as_json(zone=False) for e in events])
         return 404, NOT_FOUND
 
     def _page(self, path: str, query: dict[str, str], items: list[Any]) -> tuple[int, Any]:

@@ -83,7 +83,7 @@ def test_statuses_are_newest_first_and_follow_the_timeline(platform: FakePlatfor
     time.sleep(0.7)
     statuses = _get(platform, "/api/v2/jobs/Tline/statuses/").json()["results"]
     assert [s["status"] for s in statuses] == [
-        "Executing", "Started", "Queued", "Pending"
+        "Executing", "Started", "Queued", "Waiting for Queue", "Pending"
     ]
     dates = [s["statusDate"] for s in statuses]
     assert dates == sorted(dates, reverse=True)

@@ -449,7 +449,7 @@ def cache_job(world: World, job: str) -> Path:
     """A job the hook resolved (valid record and block), without asking the platform."""
     conf = hookconf.load(str(world.state))
     target = Target(job, f"uprod_{job}", "127.0.0.1", world.closed, f"/enc/uprod_{job}/work",
-                    (("127.0.0.1", world.closed),))
+                    (("127.0.0.1", world.closed, True),))
     entry = Entry(state=OK, resolved=time.time(), target=target)
     jobcache.save(str(world.state), job, entry)
     hook.publish(conf, job, entry)
@@ -772,7 +772,7 @@ def targets(draw: st.DrawFn) -> tuple[Target, str | None, str] | None:
                 if anything else st.integers(1, 65535))
     workdir = text(st.from_regex(r"(/[A-Za-z0-9_.+@,=~-]{1,8}){1,4}", fullmatch=True))
     workers = draw(st.lists(st.tuples(st.one_of(ipv4, hostname, *([ANY_TEXT] if anything else [])),
-                                      st.integers(1, 65535)), max_size=2))
+                                      st.integers(1, 65535), st.booleans()), max_size=2))
     segment = st.text(PATH_CHARACTERS, min_size=1, max_size=10)
     local = st.lists(segment, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
     identity = draw(st.one_of(st.none(), local, *([ANY_TEXT] if anything else [])))
@@ -815,10 +815,10 @@ def test_whatever_the_writer_accepts_ssh_reads_back_exactly(case: tuple[Target, 
     assert got["permitlocalcommand"] == ["no"]
     assert not set(got) & {"proxycommand", "localcommand", "remotecommand", "knownhostscommand",
                            "proxyjump"}
-    for index, (host, port) in enumerate(target.workers, start=1):
+    for index, (host, port, jump) in enumerate(target.workers, start=1):
         worker = ssh_g(config, f"{target.alias}-{index}")
         assert same_host(worker["hostname"], host) and worker["port"] == [str(port)]
-        assert worker["proxyjump"] == [target.alias]
+        assert worker.get("proxyjump") == ([target.alias] if jump else None)
         assert worker["user"] == [target.user]
         assert "proxycommand" not in worker and "localcommand" not in worker
     # Only our own lines: Host lines, the marker comment, options we write.

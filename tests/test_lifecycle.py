@@ -47,8 +47,12 @@ def test_jobs_lists_owned_and_shared_running_first(cli: Cli, platform: FakePlatf
     assert by_id["Done1"]["ssh"] == "stopped"
     assert by_id["Up1"]["ssh"] == "ready"
     assert "open sessions end when the cluster stops" in by_id["Up1"]["notes"][0]
-    # Requests: the list's pages plus the instances of the three started clusters.
-    assert platform.count("/api/v2/jobs/") == 3 + 3
+    # Requests: the live jobs' pages (Queue1, Run1, Shared1: two of two), one page of completed
+    # jobs (Done1, Up1), the instances of the three started clusters; users/me once.
+    assert sorted(r.query.get("state", "") for r in platform.requests
+                  if r.path == "/api/v2/jobs/") == ["completed", "not_completed", "not_completed"]
+    assert platform.count("/api/v2/jobs/") == 2 + 1 + 3
+    assert platform.count("/api/v2/users/me/") == 1
     table = cli("jobs")
     assert table.stdout.splitlines()[0].split() == ["JOB", "STATUS", "CLUSTER", "SSH", "ALIAS",
                                                     "NAME"]
@@ -63,15 +67,16 @@ def test_status_shows_everything(cli: Cli, platform: FakePlatform) -> None:
     assert data["ssh"] == "ready"
     assert data["block"] == "none"
     assert data["head"] == {"user": "uprod_Multi1", "host": "203.0.113.7", "port": 2222}
+    # MPI workers have private addresses only: reached through the head, on sshd's port.
     assert data["workers"] == [
-        {"alias": "rescale-Multi1-1", "host": "10.0.0.2", "port": 2222},
-        {"alias": "rescale-Multi1-2", "host": "10.0.0.3", "port": 2222},
+        {"alias": "rescale-Multi1-1", "host": "10.0.0.11", "port": 22, "via": "head"},
+        {"alias": "rescale-Multi1-2", "host": "10.0.0.12", "port": 22, "via": "head"},
     ]
     assert data["workdir"] == "/enc/uprod_Multi1/work"
     statuses = [e["status"] for e in data["statuses"]]
     assert statuses[0] == "Executing" and len(statuses) > 1  # newest first
     text = cli("status", "Multi1").stdout
-    assert "worker     rescale-Multi1-1 → 10.0.0.2" in text
+    assert "worker     rescale-Multi1-1 → 10.0.0.11" in text
     cli("add", "Multi1")
     assert json.loads(cli("status", "Multi1", "--json").stdout)["block"] == "added"
 
@@ -144,9 +149,11 @@ def test_sync_adds_running_and_drops_stopped_within_the_request_budget(
         "Added rescale-Run1", "Added rescale-Run2", "Added rescale-Run3"]
     assert "Dropped rescale-Old1 (Completed, cluster stopped)" in result.stdout
     assert "Dropped rescale-Gone1 (not on the platform any more)" in result.stdout
-    # Budget: the list's pages (5 jobs, 2 a page) + the instance pages of each started cluster
-    # (Run2 has a head and two workers: two pages).
-    assert platform.count("/api/v2/jobs/") == platform.count() == 3 + (1 + 2 + 1)
+    # Budget: the live jobs' pages (4 jobs, 2 a page) + one page of completed jobs (Old1) + the
+    # instance pages of each started cluster (Run2 has a head and two workers: two pages) +
+    # Gone1, in neither list, asked directly: its cluster's statuses, then its statuses (404).
+    assert platform.count("/api/v2/jobs/") == platform.count() == 2 + 1 + (1 + 2 + 1) + 2
+    assert platform.count("/api/v2/jobs/Gone1/") == 2
     listed = {e["job"] for e in json.loads(cli("list", "--json").stdout)}
     assert listed == {"Run1", "Run2", "Run3"}
     assert ssh_config_of(str(ssh_config), "rescale-Run2-1")["proxyjump"] == ["rescale-Run2"]
@@ -164,7 +171,11 @@ def test_prune_only_drops(cli: Cli, platform: FakePlatform, ssh_config: Path) ->
     result = cli("prune")
     assert result.stdout.strip() == "Dropped rescale-Old2 (Completed, cluster stopping)"
     assert {e["job"] for e in json.loads(cli("list", "--json").stdout)} == {"Live2"}
-    assert platform.count() == 1  # prune needs only the list
+    # The live list, then (Old2 is not on it) the page of recent completed jobs: no instances.
+    assert [r.query.get("state") for r in platform.requests] == ["not_completed", "completed"]
+    platform.requests.clear()
+    assert cli("prune").stdout.strip() == "Nothing to change."
+    assert platform.count() == 1  # every block's job is live: only the live list
 
 
 def test_prune_drops_records_of_jobs_reached_through_the_hook(
@@ -212,8 +223,8 @@ def test_workers_are_reached_through_the_head_node(
 ) -> None:
     head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,
             "username": sshd.user}
-    worker = {"role": "MPI_SLAVE", "publicIp": "203.0.113.50", "privateIp": "127.0.0.1",
-              "sshPort": sshd.port}
+    # A private address only (a public one would be reached directly: resolver.routes).
+    worker = {"role": "MPI_SLAVE", "privateIp": "127.0.0.1", "sshPort": sshd.port}
     platform.add_job("Nodes1", user=sshd.user, instances=[worker, head],
                      workdir=str(sshd.new_workdir("Nodes1")))
     cli("add", "Nodes1", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})

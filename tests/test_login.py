@@ -25,6 +25,14 @@ from tests.terminal import run_in_terminal
 WRONG_KEY = "wrong-key-9876543210fedcba"
 
 
+@pytest.fixture(autouse=True)
+def _no_rescale_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Rescale's tools read that conftest does not clear: a RESCALE_CONFIG_FILE of the
+    user's would have login write into their real file."""
+    for variable in ("RESCALE_CONFIG_FILE", "RESCALE_API_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+
+
 @pytest.fixture
 def logged_out(platform: FakePlatform, monkeypatch: pytest.MonkeyPatch) -> FakePlatform:
     """The fake platform, with no API key in the environment (login provides it)."""
@@ -58,8 +66,9 @@ def test_login_from_stdin_stores_the_key(cli: Cli, logged_out: FakePlatform,
     assert result.stdout.splitlines()[0] == (
         f"Logged in to {logged_out.base_url} as me (me@example.com)."
     )
-    assert f"[prod] of {path}" in result.stdout
-    assert profiles(path) == {"prod": {"apikey": key, "apibaseurl": logged_out.base_url}}
+    assert f"[default] of {path}" in result.stdout
+    # [default], the profile every Rescale tool reads, with apibaseurl first as Rescale shows it.
+    assert path.read_text() == f"[default]\napibaseurl = {logged_out.base_url}\napikey = {key}\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     checked = [r for r in logged_out.requests if r.path == "/api/v2/users/me/"]
@@ -69,12 +78,12 @@ def test_login_from_stdin_stores_the_key(cli: Cli, logged_out: FakePlatform,
     who = hidden(cli("whoami", env={"RESCALE_API_URL": ""}), key)
     assert who.stdout.splitlines() == [
         f"me (me@example.com) on {logged_out.base_url}",
-        f"  API key from profile [prod] of {path}",
+        f"  API key from profile [default] of {path}",
     ]
     data = json.loads(cli("whoami", "--json").stdout)
     assert data == {"username": "me", "email": "me@example.com",
                     "platform": logged_out.base_url,
-                    "key_source": f"profile [prod] of {path}"}
+                    "key_source": f"profile [default] of {path}"}
 
 
 def test_login_keeps_other_profiles_and_lines(cli: Cli, logged_out: FakePlatform,
@@ -101,23 +110,23 @@ def test_login_keeps_other_profiles_and_lines(cli: Cli, logged_out: FakePlatform
     key = logged_out.api_key
     hidden(cli("login", "--profile", "prod", input=f"{key}\n"), key)
     after = path.read_bytes().decode()
-    assert after == before.replace(
-        "apikey = old-prod-key-1234567890\r\n; a comment the user wrote\r\n"
+    # The section's two lines are replaced where they are; nothing else moves.
+    assert after == before.replace("apikey = old-prod-key-1234567890\r\n",
+                                   f"apikey = {key}\r\n").replace(
         "apibaseurl = https://platform.rescale.com\r\n",
-        f"apikey = {key}\r\napibaseurl = {logged_out.base_url}\r\n"
-        "; a comment the user wrote\r\n",
-    )
+        f"apibaseurl = {logged_out.base_url}\r\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert profiles(path)["staging"]["apikey"] == "staging-key-1234567890"
     assert profiles(path)["prod"]["proxy"] == "http://proxy.example.com:3128"
 
-    # Without --profile the first section is the default, as for every other command.
+    # Without --profile: [default], new at the end (the first section is not the default).
     hidden(cli("login", input=f"{key}\n"), key)
-    assert profiles(path)["staging"]["apikey"] == key
+    assert profiles(path)["staging"]["apikey"] == "staging-key-1234567890"
+    assert profiles(path)["default"] == {"apikey": key, "apibaseurl": logged_out.base_url}
     # A new profile goes at the end.
     hidden(cli("login", env={"RESCALE_PROFILE": "lab"}, input=f"{key}\n"), key)
-    assert list(profiles(path)) == ["staging", "prod", "eu", "lab"]
+    assert list(profiles(path)) == ["staging", "prod", "eu", "default", "lab"]
     assert profiles(path)["lab"] == {"apikey": key, "apibaseurl": logged_out.base_url}
 
 
@@ -170,7 +179,7 @@ def test_logout_removes_only_the_key(cli: Cli, logged_out: FakePlatform,
     assert key not in path.read_text()
     again = cli("logout", "--profile", "prod")
     assert "nothing to remove" in again.stdout
-    # The first profile is the default.
+    # No [default]: the first profile is read, as rescale-ssh 0.1.0 read it; logout too.
     cli("logout")
     assert "apikey" not in profiles(path)["other"]
     failed = cli("whoami", "--profile", "prod", env={"RESCALE_API_URL": ""}, expect=4)
@@ -204,7 +213,7 @@ def test_interactive_login_hides_the_key(logged_out: FakePlatform, isolated_home
     assert logged_out.base_url in session.output
     assert key not in session.output
     assert f"Logged in to {logged_out.base_url} as me" in session.output
-    assert profiles(apiconfig(isolated_home))["prod"]["apikey"] == key
+    assert profiles(apiconfig(isolated_home))["default"]["apikey"] == key
 
 
 def test_the_api_key_never_leaks(cli: Cli, logged_out: FakePlatform, isolated_home: Path,

@@ -48,9 +48,10 @@ def head(**fields: Any) -> dict[str, Any]:
 def test_common_case_takes_two_requests(platform: FakePlatform, client: Client) -> None:
     platform.add_job("Fotxeb", workers=3)
     target = resolve(client, "Fotxeb")
-    # Workers are reached through the head node at their private addresses.
+    # MPI workers (private addresses only) are reached through the head node.
     assert target == Target("Fotxeb", "uprod_Fotxeb", HOST, 22, "/enc/uprod_Fotxeb/work",
-                            workers=(("10.0.0.2", 22), ("10.0.0.3", 22), ("10.0.0.4", 22)))
+                            workers=(("10.0.0.11", 22, True), ("10.0.0.12", 22, True),
+                                     ("10.0.0.13", 22, True)))
     assert platform.count() == 2
     assert [r.path for r in platform.requests] == [
         "/api/v2/jobs/Fotxeb/instances/", "/api/v3/jobs/Fotxeb/logs/"

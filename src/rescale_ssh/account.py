@@ -10,9 +10,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import apiconfig, paths, validate
+from rescale_ssh import apiconfig, validate
 from rescale_ssh.errors import AuthError, UsageError
-from rescale_ssh.settings import ENV_API_KEY, ENV_PLATFORM, REGIONS, Settings, normalize_platform
+from rescale_ssh.settings import (
+    DEFAULT_PLATFORM,
+    ENV_API_KEY,
+    Settings,
+    normalize_platform,
+    profile_platform,
+)
 
 ME = "/api/v2/users/me/"
 
@@ -22,7 +28,8 @@ class Account:
     username: str | None
     email: str | None
     platform: str
-    key_source: str  # "RESCALE_API_KEY", or "profile [prod] of <path>"
+    key_source: str  # "RESCALE_API_KEY", or "profile [default] of <path>"
+    key_note: str | None = None  # why that profile, when it is not the one asked for
 
     @property
     def name(self) -> str:
@@ -37,6 +44,9 @@ class LoginResult:
     path: Path
     section: str
     env_key_wins: bool  # RESCALE_API_KEY is set and is used instead of the stored key
+    # The section read until now instead of [default] (a file of rescale-ssh 0.1.0): it stays
+    # as it was, and [default], written now, is read from now on.
+    replaced_fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ def check_key_text(api_key: str) -> str:
     return key
 
 
-def me(platform: str, api_key: str, *, source: str) -> Account:
+def me(platform: str, api_key: str, *, source: str, note: str | None = None) -> Account:
     """Ask the platform who the key belongs to (``GET /api/v2/users/me/``)."""
     from rescale_ssh.client import Client
     from rescale_ssh.settings import client_limits
@@ -71,7 +81,8 @@ def me(platform: str, api_key: str, *, source: str) -> Account:
 
         raise PlatformError("the platform sent an unexpected answer for your account",
                             "check --platform; report this if it persists")
-    return Account(_shown(body.get("username")), _shown(body.get("email")), platform, source)
+    return Account(_shown(body.get("username")), _shown(body.get("email")), platform, source,
+                   note)
 
 
 def _shown(value: object) -> str | None:
@@ -82,24 +93,36 @@ def _shown(value: object) -> str | None:
 
 
 def platform_for_login(settings: Settings, section: str, answer: str | None) -> str:
-    """``--platform``/RESCALE_API_URL, else the region typed at the prompt, else the section's
-    own ``apibaseurl``, else North America."""
-    if settings.platform_flag or os.environ.get(ENV_PLATFORM):
+    """``--platform``/RESCALE_API_URL/RESCALE_API_BASE_URL, else the region typed at the prompt,
+    else the platform of the section being written, else (a new ``[default]`` in a file of
+    rescale-ssh 0.1.0) that of the section read until now, else North America."""
+    if settings.explicit_platform() is not None:
         return settings.platform()
     if answer:
         return normalize_platform(answer, source="the platform prompt")
-    path = paths.rescale_cli_config()
-    if apiconfig.read(path).has(section):
-        return Settings(profile_flag=section).platform()
-    return REGIONS["us"]
+    return stored_platform(settings, section) or DEFAULT_PLATFORM
+
+
+def stored_platform(settings: Settings, section: str) -> str | None:
+    """The platform the profile file holds for ``section``; for a ``[default]`` not there yet,
+    that of the section read until now (a file of rescale-ssh 0.1.0)."""
+    if settings.profile_name is None:
+        current = settings.profile()  # [default], else the 0.1.0 fallback, else none
+        return profile_platform(current) if current.name is not None else None
+    if apiconfig.read(settings.profile_path).has(section):
+        return profile_platform(settings.profile())
+    return None  # a new profile
 
 
 def login(settings: Settings, api_key: str, *, platform_answer: str | None = None
           ) -> LoginResult:
-    """Check the key against the platform, then store it in the Rescale CLI's profile."""
+    """Check the key against the platform, then store it in the Rescale CLI's profile: the
+    chosen one, else ``[default]``."""
     key = check_key_text(api_key)
-    path = paths.rescale_cli_config()
-    section = apiconfig.section_for(path, settings.profile_name)
+    path = settings.profile_path
+    section = apiconfig.section_for(settings.profile_name)
+    # Read before the write: which section was read by default until now.
+    current = settings.profile() if settings.profile_name is None else None
     platform = platform_for_login(settings, section, platform_answer)
     try:
         account = me(platform, key, source=f"profile [{section}] of {path}")
@@ -109,33 +132,36 @@ def login(settings: Settings, api_key: str, *, platform_answer: str | None = Non
             "copy the key again from Settings → API in the Rescale web UI, and check the "
             "platform (eu, jp, kr, itar, itar-gov have their own keys: --platform REGION)",
         ) from error
-    apiconfig.store(path, section, {apiconfig.API_KEY: key, apiconfig.BASE_URL: platform})
+    # apibaseurl first, as Rescale's docs show a profile.
+    apiconfig.store(path, section, {apiconfig.BASE_URL: platform, apiconfig.API_KEY: key})
     env_key = os.environ.get(ENV_API_KEY, "").strip()
-    return LoginResult(account, path, section, env_key_wins=bool(env_key) and env_key != key)
+    return LoginResult(account, path, section, env_key_wins=bool(env_key) and env_key != key,
+                       replaced_fallback=current.name if current and current.fallback else None)
 
 
 def logout(settings: Settings) -> LogoutResult:
-    """Remove the API key from the chosen (or first) profile; its other lines stay."""
-    path = paths.rescale_cli_config()
-    profiles = apiconfig.read(path)
-    chosen = settings.profile_name
-    section = chosen or (profiles.sections[0] if profiles.sections else None)
+    """Remove the API key from the profile that is read (the chosen one, else ``[default]``,
+    else the first section of a file of rescale-ssh 0.1.0); its other lines stay."""
     env_key_set = bool(os.environ.get(ENV_API_KEY, "").strip())
-    if section is None or not profiles.has(section):
-        if chosen is not None and profiles.sections:
-            raise UsageError(f"profile {chosen!r} is not in {path}",
-                             f"profiles there: {', '.join(profiles.sections)}")
+    path = settings.profile_path
+    if not apiconfig.read(path).sections:
         return LogoutResult(path, None, removed=False, env_key_set=env_key_set)
-    removed = apiconfig.remove(path, section, (apiconfig.API_KEY,))
-    return LogoutResult(path, section, removed=removed, env_key_set=env_key_set)
+    profile = settings.profile()  # a chosen profile that is missing is an error (a typo?)
+    if profile.name is None:
+        return LogoutResult(profile.path, None, removed=False, env_key_set=env_key_set)
+    removed = apiconfig.remove(profile.path, profile.name, (apiconfig.API_KEY,))
+    return LogoutResult(profile.path, profile.name, removed=removed, env_key_set=env_key_set)
 
 
 def whoami(settings: Settings) -> Account:
     api_key = settings.api_key()
+    source, note = key_source(settings)
+    return me(settings.platform(), api_key, source=source, note=note)
+
+
+def key_source(settings: Settings) -> tuple[str, str | None]:
+    """Where the API key in use comes from, and why that profile when it was not asked for."""
     if os.environ.get(ENV_API_KEY, "").strip():
-        source = ENV_API_KEY
-    else:
-        path = paths.rescale_cli_config()
-        section = settings.profile_name or next(iter(apiconfig.read(path).sections), "?")
-        source = f"profile [{section}] of {path}"
-    return me(settings.platform(), api_key, source=source)
+        return ENV_API_KEY, None
+    profile = settings.profile()
+    return profile.describe(), profile.note

@@ -60,11 +60,14 @@ def main(
         show_default=False)] = None,
     platform: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--platform", metavar="URL-or-region",
-        help="Platform base URL, or us, eu, jp, kr, itar, itar-gov [env: RESCALE_API_URL].",
+        help="Platform base URL, or us, eu, jp, kr, itar, itar-gov [env: RESCALE_API_URL, "
+        "then RESCALE_API_BASE_URL; default: the profile's apibaseurl, else us].",
         show_default=False)] = None,
     profile: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--profile", metavar="NAME",
-        help="Section of the Rescale CLI's ~/.config/rescale/apiconfig [env: RESCALE_PROFILE].",
+        help="Profile (section) of the Rescale CLI's ~/.config/rescale/apiconfig, or of "
+        "$RESCALE_CONFIG_FILE [env: RESCALE_PROFILE; default: [default], or in a file with no "
+        "[default], its first section].",
         show_default=False)] = None,
     identity: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--identity", metavar="PATH",

@@ -14,16 +14,25 @@ if TYPE_CHECKING:
 
 PROG = "rescale-ssh"
 
-def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Job IDs for TAB: the jobs with a block, and those the hook has records of.
+COMPLETE_DEADLINE = 2.0  # seconds a TAB may wait for the platform, retries included
 
-    Local files only: a completion request never touches the network (nor imports requests).
-    """
+
+def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Job IDs for TAB: the jobs with a block, those the hook has records of, and, when an API
+    key is at hand, the live jobs (one page of the not-completed list, no instances; at most
+    COMPLETE_DEADLINE seconds, no retry). Without a key nothing but local files is read (nor
+    is requests imported); a platform that fails or is slow leaves the local IDs."""
     from rescale_ssh import configfile, jobcache, section
 
     try:
-        chosen = ctx.find_root().params.get("ssh_config")
-        settings = Settings(ssh_config_flag=chosen if isinstance(chosen, str) else None)
+        params = ctx.find_root().params
+
+        def flag(name: str) -> str | None:
+            value = params.get(name)
+            return value if isinstance(value, str) else None
+
+        settings = Settings(ssh_config_flag=flag("ssh_config"), platform_flag=flag("platform"),
+                            profile_flag=flag("profile"))
         path = settings.ssh_config
         current = section.read(configfile.read_bytes(path) or b"", path=str(path))
         jobs = set(current.entries)
@@ -31,7 +40,26 @@ def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
             jobs.update(jobcache.cached_jobs(current.hook.state_dir))
     except (Exception, SystemExit):  # TAB must never show a traceback
         return []
+    jobs.update(_live_jobs(settings))
     return sorted(job for job in jobs if job.startswith(incomplete))
+
+
+def _live_jobs(settings: Settings) -> list[str]:
+    try:
+        key = settings.api_key()
+        platform = settings.platform()
+    except (Exception, SystemExit):
+        return []  # no key (or no usable setting): local files only
+    try:
+        from rescale_ssh import joblist
+        from rescale_ssh.client import Client
+
+        with Client(platform, key, retries=0, deadline=COMPLETE_DEADLINE,
+                    connect_timeout=COMPLETE_DEADLINE / 2,
+                    read_timeout=COMPLETE_DEADLINE) as client:
+            return joblist.live_ids(client)
+    except (Exception, SystemExit):
+        return []
 
 
 def checked_job(value: str) -> str:

@@ -250,21 +250,23 @@ def login(ctx: typer.Context) -> None:
     """Store your Rescale API key, shared with the Rescale CLI.
 
     Asks for the key (hidden) and the platform region on a terminal; otherwise reads the key
-    from the first line of stdin. The key is checked against the platform, then stored in
-    ~/.config/rescale/apiconfig (mode 0600) under --profile (default: the first profile, or
-    prod). It is never an argument: it would show in `ps`.
+    from the first line of stdin. The key is checked against the platform, then stored with
+    the platform (apibaseurl, then apikey) in the Rescale CLI's ~/.config/rescale/apiconfig
+    (or $RESCALE_CONFIG_FILE; mode 0600) under --profile, default [default], the profile every
+    Rescale tool reads. Other profiles and comments stay as they are. The key is never an
+    argument: it would show in `ps`.
 
     Example: rescale-ssh login --platform eu
     """
     from rescale_ssh import account
-    from rescale_ssh.settings import ENV_PLATFORM
 
     settings = settings_of(ctx)
     answer = None
     if sys.stdin.isatty():
-        if not (settings.platform_flag or os.environ.get(ENV_PLATFORM)):
+        if settings.explicit_platform() is None:
             answer = typer.prompt("Platform (us, eu, jp, kr, itar, itar-gov, or a URL)",
-                                  default="us")
+                                  default=_region(account.stored_platform(
+                                      settings, settings.profile_name or "default")))
         api_key: str = typer.prompt("API key (Settings → API in the web UI; input hidden)",
                                     hide_input=True)
     else:
@@ -273,16 +275,30 @@ def login(ctx: typer.Context) -> None:
     typer.echo(f"Logged in to {result.account.platform} as {result.account.name}.")
     typer.echo(f"  The key is in [{result.section}] of {result.path} (shared with the Rescale "
                "CLI).")
+    if result.replaced_fallback:
+        typer.echo(f"  [{result.replaced_fallback}], read until now because the file had no "
+                   f"[{result.section}], stays as it was; [{result.section}] is read from now "
+                   "on, as by the Rescale CLI.")
     if result.env_key_wins:
         warn("RESCALE_API_KEY is set in your environment and is used instead of the stored key",
              "unset RESCALE_API_KEY")
 
 
+def _region(platform: str | None) -> str:
+    """The prompt's default: the stored platform as its region name when it has one."""
+    from rescale_ssh.settings import REGIONS
+
+    names = {url: name for name, url in REGIONS.items()}
+    return names.get(platform or REGIONS["us"], platform or "us")
+
+
 def logout(ctx: typer.Context) -> None:
     """Remove the stored API key.
 
-    Removes `apikey` from the chosen (--profile) or first profile of
-    ~/.config/rescale/apiconfig; the profile's other settings and other profiles stay.
+    Removes `apikey` (or `api_key`) from the profile that is read: --profile, else [default]
+    (in a file with no [default], as rescale-ssh 0.1.0 wrote it: the first profile) of the
+    Rescale CLI's ~/.config/rescale/apiconfig; the profile's other settings and other profiles
+    stay.
 
     Example: rescale-ssh logout
     """
@@ -318,6 +334,8 @@ def whoami(ctx: typer.Context, json_out: JsonOut = False) -> None:
         return
     typer.echo(f"{who.name} on {who.platform}")
     typer.echo(f"  API key from {who.key_source}")
+    if who.key_note:
+        typer.echo(f"  ({who.key_note})")
 
 
 # -- doctor ---------------------------------------------------------------------------------

@@ -33,19 +33,22 @@ def register(app: typer.Typer) -> None:
 
 
 def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
-    """List your jobs (owned and shared) and whether each accepts SSH.
+    """List your live jobs (owned and shared) and whether each accepts SSH.
 
-    Running jobs come first. For each started cluster the head node is looked up, so the SSH
-    column says `ready` only when ssh can connect. --json prints a list of objects with id,
-    alias, name, owner, shared, submitted, status, cluster_status, ssh (ready, starting,
-    stopped, not started), host, user, port and notes.
+    Lists the jobs that are not completed, and the newest 100 completed ones (a completed
+    job's cluster may still be up), not your whole history. Running jobs come first. For each
+    started cluster the head node is looked up, so the SSH column says `ready` only when ssh
+    can connect. --json prints a list of objects with id, alias, name, owner, shared,
+    submitted, status, cluster_status, ssh (ready, starting, stopped, not started), host, user,
+    port and notes.
 
     Example: rescale-ssh jobs --json | jq -r '.[] | select(.ssh == "ready") | .alias'
     """
-    from rescale_ssh import joblist, render
+    from rescale_ssh import joblist, me, render
 
-    with open_client(settings_of(ctx)) as client:
-        rows = joblist.list_jobs(client)
+    settings = settings_of(ctx)
+    with open_client(settings) as client:
+        rows = joblist.list_jobs(client, me=me.lookup(client, settings.api_key()))
     if json_out:
         typer.echo(render.as_json([render.job_dict(row) for row in rows]))
         return
@@ -182,8 +185,9 @@ def sync(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Add a block for every running job with SSH; drop those of stopped jobs.
 
     One command keeps the config in step with the platform. Dropped jobs also lose their host
-    keys and anything the hook cached for them. Requests: the pages of the job list plus the
-    instance pages of each running job (fetched 8 at a time).
+    keys and anything the hook cached for them. Requests: the pages of the live jobs, one page
+    of the newest completed ones, the instance pages of each running job (fetched 8 at a
+    time), and one for each job with a block that neither list shows.
 
     Example: rescale-ssh sync --dry-run
     """
@@ -199,7 +203,8 @@ def prune(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Drop the blocks (and host keys) of jobs whose cluster stopped.
 
     Like `sync`, but never adds: a job is dropped when its cluster is stopped or stopping, or
-    when the platform no longer lists it.
+    when the platform no longer knows it. A job with a block that is not among the live jobs
+    nor the newest completed ones is asked about directly.
 
     Example: rescale-ssh prune
     """

@@ -16,19 +16,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rescale_ssh import configfile, keys, programs, section, validate
-from rescale_ssh.errors import ConfigError, NotFoundError, ProgramError, RescaleSSHError
+from rescale_ssh import configfile, keys, lifecycle, programs, resolver, section, validate
+from rescale_ssh.errors import (
+    ConfigError,
+    NotFoundError,
+    NotReadyError,
+    ProgramError,
+    RescaleSSHError,
+)
 from rescale_ssh.settings import Settings
 
 if TYPE_CHECKING:
     from rescale_ssh.client import Client
+    from rescale_ssh.target import Target
 
 PASS, FAIL, WARN, INFO, SKIP = "pass", "fail", "warn", "info", "skip"
 PROBE_HOST = "doctor-probe.invalid"  # matches no rescale-* pattern: never runs the hook
 PROBE_TIMEOUT = 3.0
-ENDED = ("completed", "failed", "terminated", "force stop", "stopped")
-CLUSTER_DOWN = ("stopped", "stopping", "stop requested")
-RUNNING = ("started", "validated", "executing", "running")
 WHERE_KEY = "account Settings → Job Settings → SSH Public Key, then Save"
 
 
@@ -347,19 +351,22 @@ def _api(report: Report, settings: Settings) -> tuple[str, str] | None:
     try:
         api_key = settings.api_key()
         platform = settings.platform()
+        source, note = account.key_source(settings)
     except RescaleSSHError as error:
         report.add("API key", FAIL, error.message, error.hint or "run `rescale-ssh login`")
         return None
     try:
-        who = account.me(platform, api_key, source="")
+        who = account.me(platform, api_key, source=source)
     except AuthError:
         report.add("API key", FAIL, f"{platform} rejects the API key",
-                   "run `rescale-ssh login` with a current key (Settings → API)")
+                   f"run `rescale-ssh login` with a current key (Settings → API); this one is "
+                   f"from {source}")
         return None
     except RescaleSSHError as error:
         report.add("API key", FAIL, error.message, error.hint or "try again later")
         return None
-    report.add("API key", PASS, f"valid for {who.name} on {platform}")
+    # Which profile is read, and why when it is not [default] (a file of rescale-ssh 0.1.0).
+    report.add("API key", PASS, f"valid for {who.name} on {platform}, from {source}", note)
     return platform, api_key
 
 
@@ -368,7 +375,6 @@ def _api(report: Report, settings: Settings) -> tuple[str, str] | None:
 
 def _job(report: Report, job: str, api: tuple[str, str], local: keys.KeyFile | None,
          identity: str, current: section.Section | None, probe_timeout: float) -> None:
-    from rescale_ssh import resolver
     from rescale_ssh.client import Client
     from rescale_ssh.settings import client_limits
 
@@ -383,39 +389,30 @@ def _job(report: Report, job: str, api: tuple[str, str], local: keys.KeyFile | N
         except RescaleSSHError as error:
             report.add("job", FAIL, error.message, error.hint or "try again later")
             return
-        running = _running(status.job, status.cluster)
+        running = lifecycle.may_accept_ssh(status.job, status.cluster)
         if running:
             report.add("job", PASS, f"job {job} is {status.job}; its cluster is "
                        f"{status.cluster or 'in an unknown state'}")
         else:
-            ended = _norm(status.job) in ENDED
             report.add("job", FAIL, status.describe(job),
-                       "submit the job again; SSH works only while its cluster runs" if ended
+                       "submit the job again; SSH works only while its cluster runs"
+                       if lifecycle.has_ended(status.job)
                        else f"`rescale-ssh wait {job}` waits until the cluster accepts SSH")
         detail = _detail(client, job)
         _launch_key(report, job, detail, local, identity)
         narrow = _access(report, detail)
-        head = _head(report, client, job, running)
-        if head is not None:
-            _probe(report, head, narrow, job, probe_timeout)
-            _block(report, job, head, current)
+        found = _resolution(report, client, job, running)
+        if found is not None:
+            _routes(report, found, detail, narrow, job, probe_timeout)
+            _block(report, job, found.target, current)
         _termination(report, status.job, status.cluster)
 
 
-def _running(job_status: str | None, cluster: str | None) -> bool:
-    if cluster and _norm(cluster) in (*CLUSTER_DOWN, "not started"):
-        return False
-    return _norm(job_status) in RUNNING
-
-
-def _norm(value: object) -> str:
-    return value.strip().lower().replace("_", " ") if isinstance(value, str) else ""
-
-
 def _detail(client: Client, job: str) -> dict[str, Any] | None:
-    """The v3 job detail (publicKey, cidrRule); None when the platform has none."""
+    """The v2 job detail (publicKey, cidrRule, sshPort: rescale-api.md; v2 counts against the
+    far larger rate limit); None when the platform has none."""
     try:
-        body = client.get(f"/api/v3/jobs/{job}/", what=f"job {job}")
+        body = client.get(f"/api/v2/jobs/{job}/", what=f"job {job}")
     except RescaleSSHError:
         return None
     return body if isinstance(body, dict) else None
@@ -428,8 +425,9 @@ def _launch_key(report: Report, job: str, detail: dict[str, Any] | None,
                    "was launched with")
         return
     value = detail.get("publicKey")
-    resubmit = (f"paste your public key (`rescale-ssh key show`) in {WHERE_KEY}, and submit "
-                "the job again: a running cluster keeps the key it was launched with")
+    resubmit = (f"paste your public key (`rescale-ssh key show`) in {WHERE_KEY} (or give the "
+                "job its own key when you submit it: #RESCALE_PUBLIC_KEY), and submit the job "
+                "again: a running cluster keeps the key it was launched with")
     if not isinstance(value, str) or not value.strip():
         report.add("cluster key", FAIL, f"job {job}'s cluster was launched with no SSH key: "
                    "no key can log in to it", resubmit)
@@ -482,40 +480,55 @@ def _access(report: Report, detail: dict[str, Any] | None) -> str | None:
     report.add("access", WARN, f"only {rule} may connect{note}; from any other address (another "
                "network, a VPN) the cluster refuses the connection",
                "if you connect from elsewhere, change Access Restriction (CIDR) in account "
-               "Settings → Job Settings and submit the job again")
+               "Settings → Job Settings (or give the job its own when you submit it: "
+               "#RESCALE_INBOUND_SSH_CIDR) and submit the job again")
     return rule
 
 
-def _head(report: Report, client: Client, job: str, running: bool) -> dict[str, Any] | None:
-    from rescale_ssh import resolver
-
+def _resolution(report: Report, client: Client, job: str, running: bool
+                ) -> resolver.Resolution | None:
+    """The job's head node and the route to every other node, as the hook would find them."""
     try:
-        instances = list(client.paged(f"/api/v2/jobs/{job}/instances/", what=f"job {job}"))
-    except NotFoundError:
-        instances = []
-    except RescaleSSHError as error:
-        report.add("ssh port", FAIL, error.message, error.hint or "try again later")
-        return None
-    head = resolver.head_node(instances)
-    if head is None:
+        return resolver.plan(client, job)
+    except NotReadyError:
         if running:
             report.add("ssh port", FAIL, "the cluster has no head node with a public address "
                        "yet", f"`rescale-ssh wait {job}` waits until it has one")
         else:
             report.add("ssh port", SKIP, "the cluster is not running: nothing to probe")
-    return head
-
-
-def _probe(report: Report, head: dict[str, Any], narrow: str | None, job: str,
-           timeout: float) -> None:
-    try:
-        host = validate.host(head.get("publicIp") or head.get("publicHostname"),
-                             source="the platform")
-        port = validate.port(head.get("sshPort") or 22, source="the platform")
     except RescaleSSHError as error:
-        report.add("ssh port", FAIL, error.message, "report this: the platform sent it")
-        return
-    where = f"{host} port {port}"
+        report.add("ssh port", FAIL, error.message, error.hint or "try again later")
+    return None
+
+
+def _routes(report: Report, found: resolver.Resolution, detail: dict[str, Any] | None,
+            narrow: str | None, job: str, timeout: float) -> None:
+    """Probe the head, and every node reached directly; say how the others are reached."""
+    from rescale_ssh.target import worker_alias
+
+    t = found.target
+    report.add("ssh port", *_probe(f"{t.host} port {t.port}", t.host, t.port, narrow, job,
+                                   timeout))
+    listed = detail.get("sshPort") if detail else None
+    if isinstance(listed, int) and listed != t.port:
+        report.add("ssh port", INFO, f"the job says port {listed}, its head node is reached "
+                   f"at port {t.port} (a port forwarded to it: NAT): rescale-ssh uses the "
+                   "node's")
+    for index, (host, port, jump) in enumerate(t.workers, start=1):
+        alias = worker_alias(job, index)
+        if jump:
+            report.add("node", INFO, f"{alias}: {host} port {port}, through the head node "
+                       "(ProxyJump): a private address, not probed from here")
+        else:
+            report.add("node", *_probe(f"{alias}: {host} port {port}", host, port, narrow, job,
+                                       timeout))
+    for why in found.skipped:
+        report.add("node", INFO, f"no block for {why}")
+
+
+def _probe(where: str, host: str, port: int, narrow: str | None, job: str, timeout: float
+           ) -> tuple[str, str, str | None]:
+    """(status, summary, fix) of a TCP connection to ``host`` ``port`` and its greeting."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(min(timeout, 2.0))
@@ -532,19 +545,16 @@ def _probe(report: Report, head: dict[str, Any], narrow: str | None, job: str,
                if narrow else
                f"the cluster may still be starting (`rescale-ssh wait {job}`); otherwise a "
                f"firewall on your side blocks outgoing port {port}")
-        report.add("ssh port", FAIL, f"{where}: {why} (after {timeout:.0f} s at most)"
-                   if why == "timed out" else f"{where}: {why}", fix)
-        return
+        return (FAIL, f"{where}: {why} (after {timeout:.0f} s at most)"
+                if why == "timed out" else f"{where}: {why}", fix)
     text = validate.shown(banner.decode("ascii", "replace"), 80)
     if text.startswith("SSH-"):
-        report.add("ssh port", PASS, f"{where} answers: {text}")
-    else:
-        report.add("ssh port", WARN, f"{where} accepts connections but sent no SSH greeting",
-                   f"the cluster may still be starting: `rescale-ssh wait {job}`")
+        return PASS, f"{where} answers: {text}", None
+    return (WARN, f"{where} accepts connections but sent no SSH greeting",
+            f"the cluster may still be starting: `rescale-ssh wait {job}`")
 
 
-def _block(report: Report, job: str, head: dict[str, Any], current: section.Section | None
-           ) -> None:
+def _block(report: Report, job: str, head: Target, current: section.Section | None) -> None:
     from rescale_ssh.target import alias_for
 
     entry = current.entries.get(job) if current is not None else None
@@ -556,12 +566,13 @@ def _block(report: Report, job: str, head: dict[str, Any], current: section.Sect
             report.add("host", WARN, f"{alias} is not in your ssh config yet",
                        f"`rescale-ssh add {job}` (or `rescale-ssh install` for every job)")
         return
-    host = str(head.get("publicIp") or head.get("publicHostname") or "")
-    port = head.get("sshPort") or 22
-    if (entry.target.host.lower(), entry.target.port) != (host.lower(), port):
+    if (entry.target.host.lower(), entry.target.port) != (head.host.lower(), head.port):
         report.add("host", FAIL, f"{alias} points at {entry.target.host} port "
-                   f"{entry.target.port}, but the cluster is at {host} port {port}",
+                   f"{entry.target.port}, but the cluster is at {head.host} port {head.port}",
                    f"`rescale-ssh add {job}` updates it")
+    elif entry.target.workers != head.workers:
+        report.add("host", FAIL, f"{alias}'s worker blocks are not the cluster's nodes now",
+                   f"`rescale-ssh add {job}` updates them")
     else:
         report.add("host", PASS, f"{alias} points at the head node")
 
@@ -570,12 +581,12 @@ def _termination(report: Report, job_status: str | None, cluster: str | None) ->
     toggle = ("'Terminate Clusters Automatically' in account Settings → Job Settings decides "
               "it when the job is submitted; turn it off before submitting to keep the "
               "cluster after the job (sessions still end when the job's command finishes)")
-    ended = _norm(job_status) in ENDED
-    if ended and _norm(cluster) == "started":
+    ended = lifecycle.has_ended(job_status)
+    if ended and lifecycle.cluster_phase(cluster) == lifecycle.UP:
         report.add("termination", INFO, "the job has ended and its cluster is still running: "
                    "it was launched without automatic termination (stop it in the web UI "
                    "when you are done; it costs money)")
-    elif ended and _norm(cluster) in CLUSTER_DOWN:
+    elif ended and lifecycle.cluster_down(cluster):
         report.add("termination", INFO, "the cluster stopped when the job ended")
     else:
         report.add("termination", INFO, "whether the cluster stops when the job ends cannot "

@@ -109,20 +109,20 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None,
     ]
     if proxy is not None:
         lines += proxy
-    for index, (host, port) in enumerate(t.workers, start=1):
-        lines += ["", *render_worker(entry, index, host, port, accept_new=accept_new)]
+    for index, (host, port, jump) in enumerate(t.workers, start=1):
+        lines += ["", *render_worker(entry, index, host, port, jump=jump,
+                                     accept_new=accept_new)]
     return lines
 
 
-def render_worker(entry: HostEntry, index: int, host: str, port: int, *,
+def render_worker(entry: HostEntry, index: int, host: str, port: int, *, jump: bool = True,
                   accept_new: bool = False) -> list[str]:
-    """A worker node, reached through the head node (``ProxyJump rescale-<JOB>``)."""
+    """A worker node: at its own public address and port, or through the head node
+    (``ProxyJump rescale-<JOB>``) at its private one."""
     job = validate.job_id(entry.target.job)
-    return [
-        *_login_lines(entry, worker_alias(job, index), f"{job} worker={index}", host, port,
-                      accept_new),
-        f"{INDENT}ProxyJump {alias_for(job)}",
-    ]
+    lines = _login_lines(entry, worker_alias(job, index), f"{job} worker={index}", host, port,
+                         accept_new)
+    return [*lines, f"{INDENT}ProxyJump {alias_for(job)}"] if jump else lines
 
 
 def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int,

@@ -32,7 +32,7 @@ from rescale_ssh.settings import Settings
 
 TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
               hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts", included.FILE,
-              included.EXPLAINER)
+              included.EXPLAINER, "me")  # me: users/me's answer, cached by `jobs` (me.py)
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 

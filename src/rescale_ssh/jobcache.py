@@ -92,9 +92,16 @@ def _text(value: str, limit: int = 400) -> str:
     return validate.shown(value, limit)
 
 
-def _pair(text: str) -> tuple[str, str]:
+def _pair(text: str) -> tuple[str, str, bool]:
+    """``host/port/direct`` or ``host/port/jump``; ``host/port`` (through the head) is what
+    earlier versions wrote. Anything else is left whole in the port, which validation
+    refuses."""
+    route = "jump"
+    head, sep, last = text.rpartition("/")
+    if sep and last in ("direct", "jump") and "/" in head:
+        text, route = head, last
     host, _, port = text.partition("/")
-    return host, port
+    return host, port, route == "jump"
 
 
 def save(state_dir: str, job: str, entry: Entry) -> None:
@@ -102,7 +109,8 @@ def save(state_dir: str, job: str, entry: Entry) -> None:
     if entry.target is not None:
         t = entry.target
         record.update(user=t.user, host=t.host, port=str(t.port), workdir=t.workdir,
-                      workers=",".join(f"{host}/{port}" for host, port in t.workers))
+                      workers=",".join(f"{host}/{port}/{'jump' if jump else 'direct'}"
+                                       for host, port, jump in t.workers))
     if entry.state == FAILED:
         record.update(reason=entry.reason, hint=entry.hint, code=str(entry.code))
     store.write_atomic(path_for(state_dir, job), store.format_record(record))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rescale_ssh import joblist, resolver, validate
+from rescale_ssh import joblist, lifecycle, resolver, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import NotFoundError, RescaleSSHError
 from rescale_ssh.target import Target
@@ -39,8 +39,9 @@ class JobReport:
 
 
 def _events(client: Client, path: str, what: str) -> list[Event]:
+    """Newest first, by their dates (lifecycle.newest_first)."""
     events = []
-    for item in client.paged(path, what=what):
+    for item in lifecycle.newest_first(client.paged(path, what=what)):
         status = item.get("status")
         if not isinstance(status, str):
             continue
@@ -66,13 +67,17 @@ def report(client: Client, job: str, *, block: str) -> JobReport:
     cluster = clusters[0].status if clusters else ""
     state = joblist.ssh_state(current, cluster)
     target, problem = None, None
+    notes: list[str] = []
     if state != joblist.STOPPED:
         try:
-            target = resolver.resolve(client, job)
-            state = joblist.READY
+            resolution = resolver.plan(client, job)
+            target, state = resolution.target, joblist.READY
+            notes += [f"no block for {why}" for why in resolution.skipped]
         except RescaleSSHError as error:
             problem = error.message
-    notes = []
+    if current and lifecycle.job_phase(current) == lifecycle.UNKNOWN:
+        notes.append(f"status {current!r} is not one rescale-ssh knows: taken as neither ready "
+                     "nor ended")
     if target is not None and joblist.is_final(current):
         notes.append(joblist.ended_note(job))
     return JobReport(job=job, statuses=statuses, cluster_statuses=clusters, ssh=state,
@@ -93,8 +98,9 @@ def as_dict(report: JobReport) -> dict[str, Any]:
         "block": report.block,
         "head": None if t is None else {"user": t.user, "host": t.host, "port": t.port},
         "workers": [] if t is None else [
-            {"alias": worker_alias(report.job, i), "host": host, "port": port}
-            for i, (host, port) in enumerate(t.workers, start=1)
+            {"alias": worker_alias(report.job, i), "host": host, "port": port,
+             "via": "head" if jump else "direct"}
+            for i, (host, port, jump) in enumerate(t.workers, start=1)
         ],
         "workdir": None if t is None else t.workdir,
         "statuses": [e.__dict__ for e in report.statuses],

@@ -36,11 +36,17 @@ def known_hosts() -> Path:
     return state_dir() / "known_hosts"
 
 
+ENV_RESCALE_CONFIG_FILE = "RESCALE_CONFIG_FILE"
+
+
 def rescale_cli_config() -> Path:
-    """The Rescale CLI's profile file, shared with it (``~/.config/rescale/apiconfig``)."""
-    value = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(value) if value and os.path.isabs(value) else home() / ".config"
-    return base / "rescale" / "apiconfig"
+    """The Rescale CLI's profile file, shared with it: ``$RESCALE_CONFIG_FILE`` when set (as
+    Rescale's newest client reads it), else ``~/.config/rescale/apiconfig``. A fixed path:
+    Rescale's tools do not follow XDG_CONFIG_HOME, and a file they do not read is no use."""
+    value = os.environ.get(ENV_RESCALE_CONFIG_FILE, "")
+    if value:
+        return Path(os.path.abspath(os.path.expanduser(value)))
+    return home() / ".config" / "rescale" / "apiconfig"
 
 
 def default_ssh_config() -> Path:

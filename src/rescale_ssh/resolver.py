@@ -1,18 +1,34 @@
 """Resolution of a job to a validated :class:`Target` (rescale-api.md, "Resolving a job").
 
-Common case, two requests: the instances list (head node by role, any page), then the job logs
-for the working directory. An empty instances list means the cluster is not up: the job's
-status explains why. The log line alone is trusted only while the job is running, because the
-logs keep the "ready for ssh access" line after the cluster has stopped.
+Common case, two requests: the instances list (every page; the head may be on any), then the
+job logs, for the working directory and to tell which node is the head when the nodes' roles
+do not say (all ``CUSTOM``: the head is the node the "Instance ready for ssh access" line
+names). An empty instances list means the cluster is not up: the job's status explains why. The
+log line alone is trusted only while the job is running, because the logs keep the "ready for
+ssh access" line after the cluster has stopped.
+
+Which node is the head (:func:`head_node`), in this order:
+1. a node whose role says so (``MPI_MASTER``);
+2. the node whose public address (and, when the line has ``-p``, port) the job's first "ready
+   for ssh access" line names;
+3. the only node;
+4. else, among the nodes whose role is not a worker's (``MPI_SLAVE``), the one started first
+   (``dateStarted``), then the first listed.
+Only a node with a public address that offers ssh (``supportedServices``, when given) can be
+the head. How each other node is reached (:func:`routes`): at its own public address and
+``sshPort`` (NAT'd nodes: the port forwarded to it), else at its private address through the
+head (ProxyJump), on its ``sshPort`` when it is not behind NAT and on 22 when it is (there the
+forwarded port is the public one, not sshd's inside); a node
+that offers no ssh, or has no address, gets no block, and the reason is kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from rescale_ssh import loglines, validate
+from rescale_ssh import lifecycle, loglines, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import (
     InvalidValueError,
@@ -24,7 +40,7 @@ from rescale_ssh.errors import (
 from rescale_ssh.target import Target
 
 HEAD_ROLES = ("mpi master", "master", "head")  # compared after _norm()
-RUNNING_STATUSES = ("started", "validated", "executing", "running")
+WORKER_ROLES = ("mpi slave", "slave", "worker")
 LOG_TEXT_KEYS = ("message", "text", "line", "content")
 
 
@@ -35,14 +51,30 @@ class Status:
 
     def describe(self, job_id: str) -> str:
         job = self.job or "in an unknown state"
-        if self.cluster and _norm(self.cluster) in ("stopped", "stopping", "stop requested"):
+        if self.cluster and lifecycle.cluster_down(self.cluster):
             return f"job {job_id} is {job}; its cluster is {self.cluster.lower()}"
-        if _norm(job) in ("completed", "failed", "terminated", "force stop", "stopping"):
+        if lifecycle.has_ended(self.job):
             return f"job {job_id} is {job}; its cluster is not running"
+        if lifecycle.job_phase(self.job) == lifecycle.UNKNOWN and self.job:
+            return f"job {job_id} is {job} (a status rescale-ssh does not know); its cluster " \
+                   "does not accept SSH yet"
         return f"job {job_id} is {job}; the cluster is not started yet"
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """A job's target, and the nodes it has no block for, each with why (``status`` shows
+    them)."""
+
+    target: Target
+    skipped: list[str] = field(default_factory=list)
+
+
 def resolve(client: Client, job: str) -> Target:
+    return plan(client, job).target
+
+
+def plan(client: Client, job: str) -> Resolution:
     job = validate.job_id(job)
     source = f"the platform (job {job})"
     try:
@@ -51,69 +83,152 @@ def resolve(client: Client, job: str) -> Target:
         # An old platform without the endpoint also answers 404: tell the two apart.
         _job_detail(client, job)
         instances = []
-    head = head_node(instances)
-    line = None
-    if head is None:
+    if not candidates(instances):
         status = statuses(client, job)
-        if not _is_running(status):
+        if not lifecycle.may_accept_ssh(status.job, status.cluster):
             raise NotReadyError(status.describe(job), f"`rescale-ssh wait {job}` waits for it")
-        line = _log_line(client, job, newest=True)
-        if line is None:
+        newest = _ssh_lines(client, job)
+        if not newest:
             raise NotReadyError(
                 f"job {job} is {status.job}, but its cluster does not accept SSH yet",
                 f"`rescale-ssh wait {job}` waits for it",
             )
-        return target_from_line(job, line, source=f"the job logs of {job}")
-    host = head.get("publicIp") or head.get("publicHostname")
+        return Resolution(target_from_line(job, newest[-1], source=f"the job logs of {job}"))
+    lines = lines_of(client, job)  # none: the working directory falls back to /enc/<user>/work
+    head = head_node(instances, lines)
+    if head is None:  # candidates() found one, so head_node does: kept for the type checker
+        raise PlatformError(f"the platform listed no head node for job {job}")
+    line = line_of(head, lines)
     user = head.get("username")
-    try:
-        line = _log_line(client, job)
-    except (PlatformError, NotFoundError):
-        line = None  # the working directory falls back to /enc/<user>/work
-    if line is not None and line.unexpected is not None:
-        line = None  # not a line the platform writes: nothing is taken from it
     if user is None and line is not None:
-        user = line.user
+        user = line.user  # a value the platform sent, even an empty one, is validated
     if user is None:
         raise PlatformError(f"the platform did not say which user to log in as for job {job}",
                             "use `rescale-ssh add JOB --from-log` with the job's SSH line")
     workdir = line.workdir if line is not None and line.user == user else None
-    return Target.checked(job=job, user=user, host=host, port=head.get("sshPort"),
-                          workdir=workdir, source=source, workers=worker_hosts(instances, head))
+    port = head.get("sshPort")
+    if port is None and line is not None:
+        port = line.port
+    workers, skipped = routes(instances, head)
+    target = Target.checked(job=job, user=user, host=public_address(head), port=port,
+                            workdir=workdir, source=source, workers=workers)
+    return Resolution(target, skipped)
 
 
-def head_node(instances: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The head node: role MPI_MASTER, or the only instance; it must have a public address."""
-    reachable = [i for i in instances if i.get("publicIp") or i.get("publicHostname")]
+def public_address(instance: dict[str, Any]) -> object:
+    return instance.get("publicIp") or instance.get("publicHostname")
+
+
+def offers_ssh(instance: dict[str, Any]) -> bool:
+    """``supportedServices`` lists ``ssh`` (or is not given: read what is there)."""
+    services = instance.get("supportedServices")
+    if not isinstance(services, list):
+        return True
+    return any(isinstance(name, str) and name.strip().lower() == "ssh" for name in services)
+
+
+def candidates(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nodes that could be the head: a public address, and ssh offered."""
+    return [i for i in instances if isinstance(i, dict) and public_address(i) and offers_ssh(i)]
+
+
+def head_node(instances: list[dict[str, Any]],
+              lines: list[loglines.SSHLine] | None = None) -> dict[str, Any] | None:
+    """The head node, by the rule in the module docstring."""
+    reachable = candidates(instances)
     for instance in reachable:
         if _norm(instance.get("role")) in HEAD_ROLES:
             return instance
-    if len(instances) == 1 and reachable:
+    for line in lines or []:
+        named = [i for i in reachable if _names(i, line)]
+        if named:
+            return named[0]
+    if len(reachable) == 1:
         return reachable[0]
-    unlabeled = [i for i in reachable if not i.get("role")]
-    return unlabeled[0] if unlabeled else None
+    if not reachable:
+        return None
+    heads = [i for i in reachable if _norm(i.get("role")) not in WORKER_ROLES] or reachable
+    order = {id(instance): index for index, instance in enumerate(heads)}
+    return min(heads, key=lambda i: (_started(i), order[id(i)]))
+
+
+def needs_logs(instances: list[dict[str, Any]]) -> bool:
+    """The roles do not say which node is the head and there is more than one candidate: only
+    the job's ready line can tell (``jobs``/``sync`` then ask for the logs too)."""
+    reachable = candidates(instances)
+    return len(reachable) > 1 and not any(_norm(i.get("role")) in HEAD_ROLES for i in reachable)
+
+
+def lines_of(client: Client, job: str) -> list[loglines.SSHLine]:
+    """The job's ready lines a head can be told by; none when the logs cannot be had."""
+    try:
+        return [line for line in _ssh_lines(client, job) if line.unexpected is None]
+    except (PlatformError, NotFoundError):
+        return []
+
+
+def line_of(head: dict[str, Any], lines: list[loglines.SSHLine]) -> loglines.SSHLine | None:
+    """The ready line that names the head (over the newest line: several nodes may log one);
+    when none names it, the only line there is (a renamed host, say)."""
+    for line in lines:
+        if _names(head, line):
+            return line
+    return lines[0] if len(lines) == 1 else None
+
+
+def _names(instance: dict[str, Any], line: loglines.SSHLine) -> bool:
+    """The line's destination is this node: its public address (either spelling), and its
+    port when the line gives one."""
+    addresses = {str(instance.get(k)).lower() for k in ("publicIp", "publicHostname")
+                 if instance.get(k)}
+    if line.host.lower() not in addresses:
+        return False
+    if line.port is None:
+        return True
+    return str(line.port) == str(instance.get("sshPort") or 22)
+
+
+def _started(instance: dict[str, Any]) -> tuple[int, str]:
+    value = instance.get("dateStarted")
+    return (0, value) if isinstance(value, str) and value else (1, "")
 
 
 PRIVATE_ADDRESS_KEYS = ("privateIp", "privateIpAddress", "private_ip", "privateHostname")
-PUBLIC_ADDRESS_KEYS = ("publicIp", "publicHostname")
 
 
-def worker_hosts(
-    instances: list[dict[str, Any]], head: dict[str, Any]
-) -> tuple[tuple[object, object], ...]:
-    """Addresses (and SSH ports) of the other nodes, in the platform's order: the private
-    address when one is given (reached through the head node), else the public one. A node with
-    neither is left out: no block can reach it (README, "Multi-node clusters")."""
-    hosts: list[tuple[object, object]] = []
+def routes(instances: list[dict[str, Any]], head: dict[str, Any]
+           ) -> tuple[tuple[tuple[object, object, bool], ...], list[str]]:
+    """How each node but the head is reached, in the platform's order, and the nodes that get
+    no block, each with why (module docstring)."""
+    workers: list[tuple[object, object, bool]] = []
+    skipped: list[str] = []
     for instance in instances:
-        if instance is head:
+        if instance is head or not isinstance(instance, dict):
             continue
-        address = next((instance[k] for k in PRIVATE_ADDRESS_KEYS if instance.get(k)), None)
-        if address is None:
-            address = next((instance[k] for k in PUBLIC_ADDRESS_KEYS if instance.get(k)), None)
-        if address is not None:
-            hosts.append((address, instance.get("sshPort")))
-    return tuple(hosts)
+        name = validate.shown(str(instance.get("id") or instance.get("instanceGroup") or
+                                  instance.get("privateHostname") or "a node"), 40)
+        if not offers_ssh(instance):
+            skipped.append(f"node {name} offers no ssh (supportedServices: "
+                           f"{validate.shown(str(instance.get('supportedServices')), 60)})")
+            continue
+        public = public_address(instance)
+        if public:
+            workers.append((public, instance.get("sshPort"), False))
+            continue
+        private = next((instance[k] for k in PRIVATE_ADDRESS_KEYS if instance.get(k)), None)
+        if private is not None:
+            # Behind NAT, sshPort is the public port forwarded to the node: inside, sshd is on
+            # 22. Without NAT it is sshd's own port.
+            natted = instance.get("isBehindNat") is True
+            workers.append((private, 22 if natted else instance.get("sshPort"), True))
+        else:
+            skipped.append(f"node {name} has no address")
+    return tuple(workers), skipped
+
+
+def worker_hosts(instances: list[dict[str, Any]], head: dict[str, Any]
+                 ) -> tuple[tuple[object, object, bool], ...]:
+    return routes(instances, head)[0]
 
 
 def statuses(client: Client, job: str) -> Status:
@@ -158,41 +273,29 @@ def target_from_line(job: str, line: loglines.SSHLine, *, source: str) -> Target
                           workdir=line.workdir, source=source)
 
 
-def _log_line(client: Client, job: str, *, newest: bool = False) -> loglines.SSHLine | None:
-    """The SSH line of the job's logs: the first one (one page in the common case), or with
-    ``newest`` the last one, for a cluster that may have been replaced."""
+def _ssh_lines(client: Client, job: str) -> list[loglines.SSHLine]:
+    """Every "ready for ssh access" line of the job's logs, oldest first (one entry is one
+    line; one page in the common case)."""
     entries = client.paged(f"/api/v3/jobs/{job}/logs/", what=f"the logs of job {job}",
                            params={"limit": 10000, "page_size": 1000})
-    found = None
-    for text in log_texts(entries):
-        found = loglines.parse(text) or found  # one entry is one line
-        if found is not None and not newest:
-            break
-    return found
+    return [line for line in (loglines.parse(text) for text in log_texts(entries))
+            if line is not None]
 
 
 def _newest(client: Client, path: str, what: str, *, optional: bool = False) -> str | None:
     try:
-        for entry in client.paged(path, what=what):
-            value = entry.get("status")
-            # Shown in messages: no escape sequence or line break of the platform's reaches
-            # the terminal.
-            return validate.shown(value, 80) if isinstance(value, str) else None
+        entries = lifecycle.newest_first(client.paged(path, what=what))
     except RescaleSSHError:
         if not optional:
             raise
-    return None
+        return None
+    # Shown in messages: no escape sequence or line break of the platform's reaches the
+    # terminal.
+    return validate.shown(entries[0]["status"], 80) if entries else None
 
 
 def _job_detail(client: Client, job: str) -> None:
     client.get(f"/api/v2/jobs/{job}/", what=f"job {job}")  # raises NotFoundError
-
-
-def _is_running(status: Status) -> bool:
-    if status.cluster and _norm(status.cluster) in ("stopped", "stopping", "stop requested",
-                                                    "not started"):
-        return False
-    return _norm(status.job) in RUNNING_STATUSES
 
 
 def _norm(value: object) -> str:

@@ -363,7 +363,9 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
             workdir=workdir,
             source=source,
             workers=tuple((options_of.get(found[i], {}).get("hostname"),
-                           options_of.get(found[i], {}).get("port")) for i in sorted(found)),
+                           options_of.get(found[i], {}).get("port"),
+                           "proxyjump" in options_of.get(found[i], {}))
+                          for i in sorted(found)),
         )
         entries.append(
             HostEntry(

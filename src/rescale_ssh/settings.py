@@ -1,7 +1,12 @@
 """Settings: each a flag and an environment variable (the flag wins), then a default.
 
 The API key is never a flag (it would show in ``ps``): ``RESCALE_API_KEY``, else the profile's
-``apikey`` in the Rescale CLI's ``~/.config/rescale/apiconfig``.
+``apikey`` in the Rescale CLI's apiconfig, read as Rescale's tools read it (rescale-api.md):
+``$RESCALE_CONFIG_FILE`` or ``~/.config/rescale/apiconfig``, profile ``[default]`` unless one is
+chosen, keys ``apikey``/``api_key`` and ``apibaseurl``/``platform_url``.
+
+The platform: ``--platform``, else ``RESCALE_API_URL``, else ``RESCALE_API_BASE_URL``, else the
+profile's base URL, else North America.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ REGIONS = {
 }
 ENV_CONFIG = "RESCALE_SSH_CONFIG"
 ENV_PLATFORM = "RESCALE_API_URL"
+# Rescale staff scripts' name for the same thing; RESCALE_API_URL (the contract's) wins.
+ENV_BASE_URL = "RESCALE_API_BASE_URL"
 ENV_PROFILE = "RESCALE_PROFILE"
+ENV_CONFIG_FILE = paths.ENV_RESCALE_CONFIG_FILE
 ENV_API_KEY = "RESCALE_API_KEY"
 ENV_IDENTITY = "RESCALE_SSH_IDENTITY"
 ENV_TIMEOUT = "RESCALE_SSH_TIMEOUT"  # no flag: for scripts, CI and tests that cannot wait
@@ -35,6 +43,48 @@ MAX_API_KEY = 4096
 # What a platform URL may hold besides letters and digits: no spaces, quotes, backslashes,
 # "$" or "`" (it is stored in hook.conf and shown in messages), nothing outside ASCII.
 _URL_CHARS = frozenset("-._~:/?#[]@!&()*+,;=%")
+# The profile every Rescale tool reads when none is chosen (the Rescale CLI, its newest client,
+# the python-sdk), and the one `login` writes.
+DEFAULT_PROFILE = "default"
+# Each value's spellings, the Rescale CLI's first: it is read when both are there.
+KEY_NAMES = ("apikey", "api_key")
+URL_NAMES = ("apibaseurl", "platform_url")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The section of the apiconfig a command reads, and why that one."""
+
+    path: Path
+    name: str | None  # None: the file has no section to read (or there is no file)
+    values: dict[str, str]
+    sections: tuple[str, ...]  # every section, in file order
+    chosen_by: str | None = None  # "--profile" or RESCALE_PROFILE; None: the default
+
+    @property
+    def fallback(self) -> bool:
+        """The file has no ``[default]``, so its first section is read: what rescale-ssh 0.1.0
+        read and wrote (``[prod]`` on an empty file), so such a file keeps working."""
+        return self.chosen_by is None and self.name not in (None, DEFAULT_PROFILE)
+
+    def value(self, names: tuple[str, ...]) -> tuple[str, str] | None:
+        """The first of ``names`` set to something other than blanks: (name, value)."""
+        for name in names:
+            text = self.values.get(name, "").strip()
+            if text:
+                return name, text
+        return None
+
+    def describe(self) -> str:
+        return f"profile [{self.name}] of {self.path}"
+
+    @property
+    def note(self) -> str | None:
+        """Why a section other than [default] is read unasked, for login, whoami and doctor."""
+        if not self.fallback:
+            return None
+        return (f"no [{DEFAULT_PROFILE}] there; `rescale-ssh login` writes [{DEFAULT_PROFILE}], "
+                "the profile the Rescale CLI reads")
 
 
 @dataclass(frozen=True)
@@ -75,11 +125,27 @@ class Settings:
         value = self.profile_flag or os.environ.get(ENV_PROFILE) or None
         if value is None:
             return None
-        return validate.profile(value, source="--profile" if self.profile_flag else ENV_PROFILE)
+        return validate.profile(value, source=self.profile_source)
 
-    def profile(self) -> dict[str, str]:
-        """The chosen (or first) section of the Rescale CLI's apiconfig; empty when none."""
-        path = paths.rescale_cli_config()
+    @property
+    def profile_source(self) -> str | None:
+        """What chose the profile: ``--profile``, RESCALE_PROFILE, or None (the default)."""
+        if self.profile_flag:
+            return "--profile"
+        return ENV_PROFILE if os.environ.get(ENV_PROFILE) else None
+
+    @property
+    def profile_path(self) -> Path:
+        """The apiconfig: ``$RESCALE_CONFIG_FILE``, else ``~/.config/rescale/apiconfig``."""
+        value = os.environ.get(ENV_CONFIG_FILE)
+        if value:
+            validate.setting_path(value, field="Rescale CLI config file", source=ENV_CONFIG_FILE)
+        return paths.rescale_cli_config()
+
+    def profile(self) -> Profile:
+        """The chosen section of the apiconfig; else ``[default]``; else, for files written by
+        rescale-ssh 0.1.0, the first section. A chosen profile that is missing is an error."""
+        path = self.profile_path
         parser = configparser.RawConfigParser()
         try:
             with open(path, encoding="utf-8") as handle:
@@ -89,38 +155,52 @@ class Settings:
         except (OSError, UnicodeDecodeError, configparser.Error) as exc:
             raise ConfigError(f"cannot read {path}: {type(exc).__name__}",
                               "fix or remove the file, or set RESCALE_API_KEY") from None
+        sections = tuple(parser.sections())
         name = self.profile_name
         if name is not None:
             if not parser.has_section(name):
                 raise UsageError(
                     f"profile {name!r} is not in {path}",
-                    f"profiles there: {', '.join(parser.sections()) or 'none'}",
+                    f"profiles there: {', '.join(sections) or 'none'}",
                 )
-            return dict(parser.items(name))
-        sections = parser.sections()
-        return dict(parser.items(sections[0])) if sections else {}
+            return Profile(path, name, dict(parser.items(name)), sections, self.profile_source)
+        if DEFAULT_PROFILE in sections:
+            name = DEFAULT_PROFILE
+        elif sections:
+            name = sections[0]
+        else:
+            return Profile(path, None, {}, sections)
+        return Profile(path, name, dict(parser.items(name)), sections)
+
+    def explicit_platform(self) -> tuple[str, str] | None:
+        """The platform as chosen for this run, before any profile: (value, where from)."""
+        if self.platform_flag:
+            return self.platform_flag, "--platform"
+        for variable in (ENV_PLATFORM, ENV_BASE_URL):
+            value = os.environ.get(variable, "")
+            if value.strip():  # blank: unset; else validated as it is (a U+2028 is refused)
+                return value, variable
+        return None
 
     def platform(self) -> str:
         """The platform base URL, e.g. ``https://platform.rescale.com`` (no trailing slash)."""
-        if self.platform_flag:
-            return normalize_platform(self.platform_flag, source="--platform")
-        env = os.environ.get(ENV_PLATFORM)
-        if env:
-            return normalize_platform(env, source=ENV_PLATFORM)
-        configured = self.profile().get("apibaseurl")
-        if configured:
-            source = f"apibaseurl in {paths.rescale_cli_config()}"
-            return normalize_platform(configured, source=source, in_file=True)
-        return DEFAULT_PLATFORM
+        chosen = self.explicit_platform()
+        if chosen is not None:
+            return normalize_platform(chosen[0], source=chosen[1])
+        return profile_platform(self.profile()) or DEFAULT_PLATFORM
 
     def api_key(self) -> str:
-        key = os.environ.get(ENV_API_KEY, "").strip() or self.profile().get("apikey", "").strip()
+        key = os.environ.get(ENV_API_KEY, "").strip()
+        hint = ("run `rescale-ssh login`, set RESCALE_API_KEY, or use `add JOB --from-log` "
+                "with the line from the job's logs")
         if not key:
-            raise AuthError(
-                "no Rescale API key",
-                "run `rescale-ssh login`, set RESCALE_API_KEY, or use `add JOB --from-log` "
-                "with the line from the job's logs",
-            )
+            profile = self.profile()
+            found = profile.value(KEY_NAMES)
+            key = found[1] if found else ""
+            if profile.name is not None and not key:
+                hint = f"[{profile.name}] of {profile.path} holds no apikey: {hint}"
+        if not key:
+            raise AuthError("no Rescale API key", hint)
         if any(ord(c) < 33 or ord(c) > 126 for c in key):
             raise AuthError("the Rescale API key contains spaces or control characters",
                             "copy the key again from Settings → API")
@@ -128,6 +208,16 @@ class Settings:
             raise AuthError(f"the Rescale API key is longer than {MAX_API_KEY} characters",
                             "copy the key again from Settings → API")
         return key
+
+
+def profile_platform(profile: Profile) -> str | None:
+    """The profile's own base URL (``apibaseurl``, else ``platform_url``), when it has one."""
+    found = profile.value(URL_NAMES)
+    if found is None:
+        return None
+    key, value = found
+    return normalize_platform(value, source=f"{key} in [{profile.name}] of {profile.path}",
+                              in_file=True)
 
 
 class ClientLimits(TypedDict):
@@ -162,7 +252,8 @@ def request_deadline(default: float) -> float:
 
 
 def normalize_platform(value: str, *, source: str, in_file: bool = False) -> str:
-    """A region name or URL → base URL. Accepts a full ``.../api/v3/`` URL (older tools).
+    """A region name or URL → base URL. Accepts a full ``.../api/v3/`` or ``/api/v2/`` URL
+    (older tools set RESCALE_API_URL so) and a URL without its ``https://``.
 
     The host must pass :func:`validate.host` (ASCII: no look-alike letters that would send the
     API key elsewhere); urlsplit's silent removal of tabs and newlines is not relied upon. A bad
@@ -178,7 +269,8 @@ def normalize_platform(value: str, *, source: str, in_file: bool = False) -> str
     if not 0 < len(value) <= 2048 or not all(c.isascii() and (c.isalnum() or c in _URL_CHARS)
                                                for c in value):
         raise error
-    parts = urlsplit(value)
+    # A bare host name (``eu.rescale.com``), as Rescale's newest client accepts it, is https.
+    parts = urlsplit(value if "://" in value else f"https://{value}")
     if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
         raise error
     try:

@@ -1,10 +1,19 @@
 """``sync`` and ``prune``: keep the ssh config in step with the platform.
 
 ``sync`` writes a block for every running job that accepts SSH and drops the blocks of jobs
-whose cluster stopped (or that the platform no longer lists); ``prune`` only drops. Dropping a
-job also forgets its host keys and whatever the hook cached for it. Requests: the pages of the
-job list plus the instance pages of each job with a started cluster (no logs: a new block gets
-the default working directory; an existing block keeps the one it had).
+whose cluster stopped (or that the platform no longer knows); ``prune`` only drops. Dropping a
+job also forgets its host keys and whatever the hook cached for it.
+
+What is asked (joblist.py): the live jobs (``state=not_completed``, every page) and one page of
+the newest completed ones (``sync`` always: a completed job's cluster may still be up; ``prune``
+only when it holds a block or record of a job the live list does not show). A job with a block
+or a hook record that neither list shows (completed long ago, deleted, or missed while the
+pages moved under us) is asked directly, one request in the common case (its cluster's
+statuses; joblist.ask): it is dropped when its cluster is down, or it ended without one, or the
+platform does not know it (404); it is kept, with a note, when it could not be told. Never
+dropped blindly, never kept forever. Instances are fetched for each job with a started cluster
+(no logs: a new block gets the default working directory; an existing block keeps the one it
+had).
 """
 
 from __future__ import annotations
@@ -39,16 +48,38 @@ def why_dropped(row: joblist.JobSummary | None) -> str | None:
     if row is None:
         return "not on the platform any more"
     if row.ssh == joblist.STOPPED:
+        if row.status == "unknown":  # asked directly: its cluster's statuses said enough
+            return f"cluster {row.cluster.lower()}"
         return f"{row.status}, cluster {row.cluster.lower()}"
     return None
+
+
+def rows_for(client: Client, jobs: list[str], *, add: bool
+             ) -> tuple[dict[str, joblist.JobSummary | None], list[str]]:
+    """The platform's word on every job it lists (``sync``) or on the ``jobs`` held here
+    (both), and notes on the jobs it could not tell about."""
+    rows: dict[str, joblist.JobSummary | None] = dict(
+        joblist.by_id(joblist.list_jobs(client, probe=add, trim=False,
+                                        look_back=joblist.LOOK_BACK if add else 0)))
+    missing = [job for job in jobs if job not in rows]
+    if missing and not add:  # prune: the look-back only when it can settle something
+        rows.update(joblist.merged(joblist.recent_items(client)))
+        missing = [job for job in missing if job not in rows]
+    notes = []
+    for job, row in joblist.ask_each(client, missing).items():
+        rows[job] = row
+        if row is not None and row.problem is not None:
+            notes.append(f"kept rescale-{job}: could not check job {job}: {row.problem}")
+    return rows, notes
 
 
 def sync(settings: Settings, client: Client, *, add: bool = True,
          dry_run: bool = False) -> SyncResult:
     path = settings.ssh_config
     current = section.read(configfile.read_bytes(path) or b"", path=str(path))
-    rows = joblist.by_id(joblist.list_jobs(client, probe=add))
-    result = SyncResult(dry_run=dry_run)
+    hooked = jobcache.cached_jobs(current.hook.state_dir) if current.hook is not None else []
+    rows, notes = rows_for(client, [*current.entries, *hooked], add=add)
+    result = SyncResult(dry_run=dry_run, notes=notes)
     wanted: dict[str, HostEntry] = {}
     for job, entry in current.entries.items():
         reason = why_dropped(rows.get(job))
@@ -58,6 +89,8 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
             wanted[job] = entry
     if add:
         for row in rows.values():
+            if row is None:
+                continue
             if row.ssh != joblist.READY or row.target is None:
                 if row.running and row.problem:
                     result.skipped[row.id] = row.problem
@@ -88,10 +121,10 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
                                    dry_run=dry_run)
     if current.hook is not None:
         # Jobs reached through the hook have no block, only records: drop those of stopped ones.
-        for job in jobcache.cached_jobs(current.hook.state_dir):
+        for job in hooked:
             reason = why_dropped(rows.get(job))
             if reason is not None and job not in result.dropped and job not in wanted:
-                result.dropped[job] = reason + " (reached through the hook)"
+                result.dropped[job] = reason + "; reached through the hook"
                 result.forgotten_keys += forget(settings, [job], current, dry_run=dry_run)
         if not dry_run:
             _forget_hook_records(current.hook.state_dir, list(result.dropped))

@@ -35,14 +35,18 @@ def default_workdir(user: str) -> str:
     return f"/enc/{user}/work"
 
 
+Worker = tuple[str, int, bool]  # address, port, reached through the head (ProxyJump)
+
+
 class Target:
-    """The head node (``host``, ``port``) and the addresses of the workers, if any: private
-    ones when the platform gives them (reached through the head with ProxyJump)."""
+    """The head node (``host``, ``port``) and the workers, if any, each with its route: its
+    own public address and port (reached directly), or its private address on port 22 through
+    the head (ProxyJump): resolver.routes."""
 
     __slots__ = ("host", "job", "port", "user", "workdir", "workers")
 
     def __init__(self, job: str, user: str, host: str, port: int, workdir: str,
-                 workers: tuple[tuple[str, int], ...] = ()) -> None:
+                 workers: tuple[Worker, ...] = ()) -> None:
         self.job = job
         self.user = user
         self.host = host
@@ -50,7 +54,7 @@ class Target:
         self.workdir = workdir
         self.workers = workers
 
-    def _key(self) -> tuple[str, str, str, int, str, tuple[tuple[str, int], ...]]:
+    def _key(self) -> tuple[str, str, str, int, str, tuple[Worker, ...]]:
         return (self.job, self.user, self.host, self.port, self.workdir, self.workers)
 
     def __eq__(self, other: object) -> bool:
@@ -77,9 +81,11 @@ class Target:
         port: object,
         workdir: object | None,
         source: str,
-        workers: tuple[tuple[object, object], ...] = (),
+        workers: tuple[tuple[object, ...], ...] = (),
     ) -> Target:
-        """Validate every field (naming the failing one and where it came from)."""
+        """Validate every field (naming the failing one and where it came from). A worker is
+        ``(address, port)`` (through the head: what earlier versions knew) or ``(address,
+        port, through_head)``."""
         checked_user = validate.user(user, source=source)
         return cls(
             job=validate.job_id(job, source=source),
@@ -90,8 +96,9 @@ class Target:
                 default_workdir(checked_user) if workdir is None else workdir, source=source
             ),
             workers=tuple(
-                (validate.host(host, source=source),
-                 validate.port(22 if port is None else port, source=source))
-                for host, port in workers
+                (validate.host(worker[0], source=source),
+                 validate.port(22 if worker[1] is None else worker[1], source=source),
+                 worker[2] is not False if len(worker) > 2 else True)
+                for worker in workers
             ),
         )

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rescale_ssh import claims, configfile, hookconf, included, paths, section, store
-from rescale_ssh import settings as settings_module
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hookconf import HookConf
@@ -35,7 +34,7 @@ def hook_conf(settings: Settings, *, state_dir: str | None = None,
     state = section.validate_state_dir(state_dir or str(paths.state_dir()))
     python, launcher = program()
     platform = ""
-    if settings.platform_flag or os.environ.get(settings_module.ENV_PLATFORM):
+    if settings.explicit_platform() is not None:
         platform = settings.platform()  # chosen explicitly: the hook must use the same one
     return HookConf(
         state_dir=state,
