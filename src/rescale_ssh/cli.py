@@ -109,9 +109,12 @@ def add(
 ) -> None:
     """Resolve a job to user@host and write its Host block.
 
-    The job is looked up on the platform (its head node, then its logs for the working
-    directory), or taken from a pasted log line with --from-log. Running it again refreshes the
-    block; a job whose cluster is not up yet is reported with its status.
+    The job is looked up on the platform (its nodes, then its logs for the working directory
+    and, when every node's role is CUSTOM, to tell which node is the head: the one its
+    "ready for ssh access" line names), or taken from a pasted log line with --from-log. Every
+    other node gets a block rescale-JOB-N: at its own public address and port (behind NAT, the
+    port forwarded to it), else at its private address through the head. Running it again
+    refreshes the blocks; a job whose cluster is not up yet is reported with its status.
 
     Example: rescale-ssh add Fotxeb && ssh rescale-Fotxeb
     """

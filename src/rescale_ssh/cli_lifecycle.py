@@ -68,8 +68,10 @@ def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
 def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:
     """Show one job: statuses, cluster, head node, workers, SSH readiness.
 
-    Statuses are listed newest first. Also says whether the job has a block in your ssh
-    config (`added`), is reached through the hook (`hook`), or neither. --json prints one
+    Statuses are listed newest first (by their dates). Each worker is shown with its route:
+    direct (its own public address and port) or through the head (a private address); a node
+    that offers no ssh is named in the notes. Also says whether the job has a block in your
+    ssh config (`added`), is reached through the hook (`hook`), or neither. --json prints one
     object (job, alias, status, cluster_status, ssh, block, head, workers, workdir, statuses,
     cluster_statuses, problem, notes).
 
@@ -96,7 +98,8 @@ def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:
             f"head node  {t.user}@{t.host} port {t.port}  (ssh {data['alias']})",
             f"workdir    {t.workdir}",
         ]
-        lines += [f"worker     {w['alias']} → {w['host']} (through the head node)"
+        lines += [f"worker     {w['alias']} → {w['host']} port {w['port']} "
+                  f"({'through the head node' if w['via'] == 'head' else 'directly'})"
                   for w in data["workers"]]
     lines.append("statuses   " + ", ".join(
         f"{e.status} {e.date[:19].replace('T', ' ')}" for e in report.statuses[:8]))
