@@ -874,7 +874,36 @@ def bench_sync(ctx: Ctx) -> ItemResult:
                         f"requests; the fake platform serves at most {FAKE_MAX_PAGE} jobs a "
                         "page. The baseline is the budget's requests made one at a time.")
     bench_history(ctx, result)
+    bench_custom(ctx, result)
     return result
+
+
+def bench_custom(ctx: Ctx, result: ItemResult) -> None:
+    """`sync` where the roles do not say which node is the head (every node CUSTOM, as on the
+    real platform): the first `sync` also reads each such job's logs (its ready line names the
+    head); from then on the head found before (its block) tells it, one request a job."""
+    count = 3
+    budget = 1 + LOOK_BACK_PAGES + count
+    with fake_platform() as platform:
+        for i in range(count):
+            platform.add_job(f"Cust{i}", kind="custom", workers=1, host=f"10.2.0.{i + 1}")
+        sb = Sandbox(ctx, "custom", platform=platform)
+        platform.latency = ctx.latency
+        runs: list[int] = []
+        kinds: list[dict[str, int]] = []
+        for _ in range(1 + ctx.reps(3, 1)):
+            start = platform.count()
+            run([ctx.cli, "sync"], sb.env, timeout=SYNC_TIMEOUT)
+            runs.append(platform.count() - start)
+            kinds.append(request_kinds(platform.requests[start:]))
+    later = max(runs[1:])
+    result.rows.append(Row(
+        "4", f"`sync` of {count} all-CUSTOM clusters: requests, first run / later runs",
+        f"{runs[0]} / {later} req", budget=f"later ≤ {budget} req", verdict=verdict(
+            later <= budget)))
+    result.notes.append(
+        f"All-CUSTOM clusters: the first `sync` {fmt_kinds(kinds[0])} (the logs tell the head, "
+        f"once a job); later ones {fmt_kinds(kinds[-1])}.")
 
 
 def bench_history(ctx: Ctx, result: ItemResult) -> None:

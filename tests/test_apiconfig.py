@@ -385,3 +385,58 @@ def test_the_hook_resolves_with_a_file_of_rescale_ssh_0_1_0(
     platform.add_job("Fotxeb", host="203.0.113.7")
     cli("install", "--yes")
     assert ssh_config_of(str(ssh_config), "rescale-Fotxeb")["hostname"] == ["203.0.113.7"]
+
+
+# -- review of issue 13 ----------------------------------------------------------------------------
+
+
+def test_a_file_under_xdg_config_home_of_earlier_versions_is_still_read(
+    cli: Cli, profile_only: FakePlatform, isolated_home: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every version before the fixed path wrote the key to $XDG_CONFIG_HOME/rescale/apiconfig
+    when the variable was set: with nothing at the fixed path that file was dropped silently
+    ("no Rescale API key"). It is read, announced, and login then writes the fixed path."""
+    platform, key = profile_only, profile_only.api_key
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    old = write(xdg / "rescale" / "apiconfig",
+                f"[prod]\napikey = {key}\napibaseurl = {platform.base_url}\n")
+    old_bytes = old.read_bytes()
+    lines = whoami(cli, platform)
+    assert lines[1] == f"  API key from profile [prod] of {old}"
+    assert lines[2].startswith(f"  (read from {old}, where earlier rescale-ssh versions kept it")
+    import json
+    note = json.loads(clean(cli("whoami", "--json"), key).stdout)["note"]
+    assert "`rescale-ssh login` writes ~/.config/rescale/apiconfig" in note
+    assert "no [default] there" in note
+    result = login(cli, platform)
+    path = default_path(isolated_home)
+    assert f"The key is in [default] of {path} " in result.stdout
+    assert f"{old}, where earlier versions kept the key" in result.stdout
+    assert path.read_text() == f"[default]\napibaseurl = {platform.base_url}\napikey = {key}\n"
+    assert old.read_bytes() == old_bytes
+    assert whoami(cli, platform)[1:] == [f"  API key from profile [default] of {path}"]
+
+
+def test_the_hook_reads_the_file_rescale_config_file_named_at_install(
+    cli: Cli, profile_only: FakePlatform, isolated_home: Path, tmp_path: Path,
+    ssh_config: Path,
+) -> None:
+    """hook.conf kept the profile but not RESCALE_CONFIG_FILE: ssh started from an IDE without
+    the variable read ~/.config/rescale/apiconfig and failed."""
+    from rescale_ssh import hookconf, paths
+
+    platform, key = profile_only, profile_only.api_key
+    named = write(tmp_path / "project" / "rescale.ini",
+                  f"[lab]\napibaseurl = {platform.base_url}\napikey = {key}\n")
+    platform.add_job("Fotxeb", host="203.0.113.7")
+    cli("install", "--yes", "--profile", "lab", env={"RESCALE_CONFIG_FILE": str(named)})
+    conf = hookconf.load(str(paths.state_dir()))
+    assert (conf.apiconfig, conf.profile) == (str(named), "lab")
+    assert ssh_config_of(str(ssh_config), "rescale-Fotxeb")["hostname"] == ["203.0.113.7"]
+    assert {r.authorization for r in platform.requests} == {f"Token {key}"}
+    # Without the variable, hook.conf is written as earlier versions wrote it.
+    cli("install", "--yes")
+    text = (paths.state_dir() / "hook.conf").read_text()
+    assert "apiconfig=" not in text

@@ -126,7 +126,7 @@ def test_private_nodes_go_through_the_head_on_sshds_own_port() -> None:
     workers, skipped = resolver.routes([head, natted, plain, no_ssh, nowhere], head)
     assert workers == (("10.0.0.11", 22, True), ("10.0.0.12", 2222, True))
     assert skipped == ["node node3 offers no ssh (supportedServices: ['vnc'])",
-                       "node node4 has no address"]
+                       "node node4 has no address of its own"]
 
 
 def test_status_says_why_a_node_has_no_block(cli: Cli, platform: FakePlatform) -> None:
@@ -383,3 +383,111 @@ def test_doctor_reads_the_v2_detail_and_probes_every_route(
     del fixes  # Everywhere: no fix; the per-job CIDR directive is named when there is one
     narrow = cli("doctor", "Doc1", "--json", expect=1, env={"RESCALE_SSH_IDENTITY": "/nokey"})
     del narrow
+
+
+# -- review of issue 13 --------------------------------------------------------------------------
+
+
+def test_a_node_needs_a_public_end_of_its_own_to_be_reached_directly() -> None:
+    """A NAT'd worker on the head's address with no sshPort of its own was reached directly
+    on port 22 of the NAT address; one with the head's port pointed at the head."""
+    head = custom(0, publicIp="20.242.129.39", sshPort=32100)
+    no_port = custom(1, publicIp="20.242.129.39", sshPort=None)
+    heads_port = custom(2, publicIp="20.242.129.39", sshPort=32100)
+    own = custom(3, publicIp="198.51.100.9", sshPort=None, isBehindNat=False)
+    workers, skipped = resolver.routes([head, no_port, heads_port, own], head)
+    assert workers == (("10.0.0.11", 22, True), ("10.0.0.12", 22, True),
+                       ("198.51.100.9", 22, False))
+    assert skipped == []
+
+
+def test_one_bad_node_value_costs_that_node_its_block_not_the_job(
+    platform: FakePlatform, client: Client
+) -> None:
+    """A worker's bad value made the whole job unresolvable: no block for the head either."""
+    nodes = [custom(0, role="MPI_MASTER", publicIp="198.51.100.70", sshPort=22),
+             custom(1, publicIp=None, publicHostname=None, privateIp=None,
+                    privateHostname="compute_1"),
+             custom(2, publicIp=None, publicHostname=None, sshPort=70000, isBehindNat=False)]
+    platform.add_job("Bad1", instances=nodes)
+    found = resolver.plan(client, "Bad1")
+    assert (found.target.host, found.target.workers) == ("198.51.100.70", ())
+    assert [note.split(":")[0] for note in found.skipped] == ["node node1", "node node2"]
+    assert "invalid host" in found.skipped[0] and "invalid port" in found.skipped[1]
+
+
+def test_doctor_passes_an_ended_job_whose_cluster_is_still_up(
+    cli: Cli, platform: FakePlatform
+) -> None:
+    """Automatic termination off: the job is Completed, its cluster Started. doctor failed it
+    ("its cluster is not running") while its own termination check said the cluster ran."""
+    platform.add_job("Kept1", status="Completed", cluster_status="Started")
+    result = cli("doctor", "Kept1", "--json", expect=None)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["job"]["status"] == "pass", checks["job"]
+    assert checks["job"]["summary"] == ("job Kept1 is Completed, and its cluster is still "
+                                        "Started: SSH works until the cluster is stopped")
+    assert lifecycle.may_accept_ssh("Completed", "Started")
+    assert not lifecycle.may_accept_ssh("Hibernating", "Started")
+
+
+@pytest.mark.parametrize(("word", "cluster"), [("Force Stopped", "Stopped"),
+                                               ("Completed", "Stopped"), ("Stopping", None)])
+def test_wait_stops_at_once_for_a_job_that_has_ended(
+    cli: Cli, platform: FakePlatform, word: str, cluster: str | None
+) -> None:
+    """wait polled an ended job for its whole timeout (about 192 requests in 30 minutes)."""
+    platform.add_job("Gone1", status=word, cluster_status=cluster or "Not Started",
+                     instances=[])
+    if cluster is None:
+        platform.jobs["Gone1"].cluster_statuses.clear()
+    result = cli("wait", "Gone1", "--timeout", "60", expect=7)
+    assert result.stderr.startswith("rescale-ssh: error: job Gone1 is "), result
+    assert "hint: submit the job again" in result.stderr
+    assert platform.count("/api/v2/jobs/Gone1/instances/") == 1
+
+
+def test_a_replaced_cluster_forgets_the_host_keys_of_the_nodes_that_changed(
+    tmp_path: Path
+) -> None:
+    """The hook forgot only rescale-JOB: with accept-new, rescale-JOB-1 of a new cluster then
+    looked like a changed host key."""
+    from rescale_ssh import hook
+    from rescale_ssh.hookconf import HookConf
+    from rescale_ssh.target import Target
+
+    old = Target("Rep1", "u", "198.51.100.1", 22, "/w",
+                 (("10.0.0.11", 22, True), ("10.0.0.12", 22, True)))
+    same_head = Target("Rep1", "u", "198.51.100.1", 22, "/w",
+                       (("10.0.0.11", 22, True), ("10.0.0.99", 22, True), ("10.0.0.13", 22, True)))
+    new = Target("Rep1", "u", "198.51.100.2", 22, "/w", (("10.0.0.11", 22, True),))
+    assert hook.changed_nodes(old, old) == []
+    assert hook.changed_nodes(old, same_head) == [2, 3]
+    assert hook.changed_nodes(old, new) == [0, 2]
+    known = tmp_path / "known_hosts"
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    known.write_text("".join(f"{alias} {key}\n" for alias in
+                             ("rescale-Rep1", "rescale-Rep1-1", "rescale-Rep1-2",
+                              "rescale-Other", "rescale-Rep10")))
+    conf = HookConf(state_dir=str(tmp_path), python="", launcher="/x", identity=None,
+                    known_hosts=str(known))
+    hook.forget_host_keys(conf, "Rep1", hook.changed_nodes(old, new))
+    assert [line.split()[0] for line in known.read_text().splitlines()] == [
+        "rescale-Rep1-1", "rescale-Other", "rescale-Rep10"]
+
+
+def test_sync_of_an_all_custom_cluster_asks_for_its_logs_only_once(
+    cli: Cli, platform: FakePlatform
+) -> None:
+    """Listing all-CUSTOM clusters cost two requests a job (instances and logs): the head
+    found before (the job's block, the hook's cache) tells it while it is still listed."""
+    platform.add_job("Cust3", kind="custom", workers=2, host="198.51.100.43")
+    platform.add_job("Cust4", kind="custom", workers=1, host="198.51.100.44")
+    cli("add", "Cust3")
+    platform.requests.clear()
+    cli("sync")
+    assert platform.count("/api/v3/jobs/Cust3/logs") == 0
+    assert platform.count("/api/v3/jobs/Cust4/logs") == 1  # never found before
+    assert platform.count("/api/v2/jobs/Cust3/instances/") == 1
+    rows = {row["id"]: row for row in json.loads(cli("jobs", "--json").stdout)}
+    assert (rows["Cust3"]["host"], rows["Cust4"]["host"]) == ("198.51.100.43", "198.51.100.44")

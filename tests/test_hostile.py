@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -211,8 +212,7 @@ def test_instance_fields_from_the_platform_are_refused(world: World) -> None:
     world.platform.add_job(job, host="127.0.0.1", port=world.closed, instances=[])
     cases: list[tuple[str, str, object]] = []
     for value in hostile("127.0.0.1", world.canary).values():
-        cases += [("publicIp", "host", value), ("publicHostname", "host", value),
-                  ("privateIp", "host", value)]
+        cases += [("publicIp", "host", value), ("publicHostname", "host", value)]
     for value in hostile(f"uprod_{job}", world.canary, alone=("", "-root", ".x")).values():
         cases.append(("username", "user name", value))
     for port in (*hostile("22", world.canary).values(), *PORT_VALUES):
@@ -220,14 +220,30 @@ def test_instance_fields_from_the_platform_are_refused(world: World) -> None:
     for key, field, value in cases:
         if key == "publicHostname":
             instances = [head(world, job, publicIp=None, publicHostname=value)]
-        elif key == "privateIp":
-            instances = [head(world, job), {"role": "MPI_SLAVE", "privateIp": value}]
         else:
             instances = [head(world, job, **{key: value})]
         world.platform.jobs[job].instances = instances
         before = world.before()
         world.refused(run_here("add", job), before, fields=(f"invalid {field} from the platform",),
                       codes=(ExitCode.INVALID_DATA,), family="platform instances")
+    # A worker's bad address costs that worker its block, never the head its own: the value
+    # reaches no file, and status says why.
+    for value in hostile("10.0.0.5", world.canary).values():
+        if not isinstance(value, str) or value == "10.0.0.5":
+            continue
+        world.platform.jobs[job].instances = [head(world, job),
+                                              {"role": "MPI_SLAVE", "privateIp": value}]
+        result = run_here("add", job)
+        assert result.returncode == 0, result
+        text = world.config.read_bytes() + b"".join(
+            p.read_bytes() for p in world.state.rglob("*") if p.is_file())
+        assert value.encode() not in text and f"rescale-{job}-1".encode() not in text, value
+        status = json.loads(run_here("status", job, "--json").stdout)
+        assert status["workers"] == [] and any(
+            note.startswith("no block for node (no id): invalid host from the platform")
+            for note in status["notes"]), status["notes"]
+        assert not world.canary.exists()
+        run_here("remove", job)
     # The same through the installed program and, with the hook, through ssh itself.
     world.platform.jobs[job].instances = [head(world, job, publicIp=f"127.0.0.1 -oProxyCommand="
                                                                     f"touch {world.canary}")]

@@ -83,7 +83,7 @@ def test_login_from_stdin_stores_the_key(cli: Cli, logged_out: FakePlatform,
     data = json.loads(cli("whoami", "--json").stdout)
     assert data == {"username": "me", "email": "me@example.com",
                     "platform": logged_out.base_url,
-                    "key_source": f"profile [default] of {path}"}
+                    "key_source": f"profile [default] of {path}", "note": None}
 
 
 def test_login_keeps_other_profiles_and_lines(cli: Cli, logged_out: FakePlatform,

@@ -47,6 +47,8 @@ class LoginResult:
     # The section read until now instead of [default] (a file of rescale-ssh 0.1.0): it stays
     # as it was, and [default], written now, is read from now on.
     replaced_fallback: str | None = None
+    # The file read until now, where earlier versions kept it under XDG_CONFIG_HOME: it stays.
+    moved_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ def login(settings: Settings, api_key: str, *, platform_answer: str | None = Non
     """Check the key against the platform, then store it in the Rescale CLI's profile: the
     chosen one, else ``[default]``."""
     key = check_key_text(api_key)
-    path = settings.profile_path
+    path = settings.login_path  # a file read from the old XDG place is written here now
+    read_until_now = settings.profile_path
     section = apiconfig.section_for(settings.profile_name)
     # Read before the write: which section was read by default until now.
     current = settings.profile() if settings.profile_name is None else None
@@ -136,7 +139,8 @@ def login(settings: Settings, api_key: str, *, platform_answer: str | None = Non
     apiconfig.store(path, section, {apiconfig.BASE_URL: platform, apiconfig.API_KEY: key})
     env_key = os.environ.get(ENV_API_KEY, "").strip()
     return LoginResult(account, path, section, env_key_wins=bool(env_key) and env_key != key,
-                       replaced_fallback=current.name if current and current.fallback else None)
+                       replaced_fallback=current.name if current and current.fallback else None,
+                       moved_from=read_until_now if read_until_now != path else None)
 
 
 def logout(settings: Settings) -> LogoutResult:

@@ -279,6 +279,9 @@ def login(ctx: typer.Context) -> None:
         typer.echo(f"  [{result.replaced_fallback}], read until now because the file had no "
                    f"[{result.section}], stays as it was; [{result.section}] is read from now "
                    "on, as by the Rescale CLI.")
+    if result.moved_from is not None:
+        typer.echo(f"  {result.moved_from}, where earlier versions kept the key (and the "
+                   "Rescale CLI never looked), stays as it was; it is no longer read.")
     if result.env_key_wins:
         warn("RESCALE_API_KEY is set in your environment and is used instead of the stored key",
              "unset RESCALE_API_KEY")
@@ -318,7 +321,8 @@ def whoami(ctx: typer.Context, json_out: JsonOut = False) -> None:
     """Show the account and platform the API key belongs to.
 
     Asks the platform (users/me) with the key rescale-ssh would use, and says where that key
-    comes from (RESCALE_API_KEY or a profile).
+    comes from (RESCALE_API_KEY or a profile). --json prints username, email, platform,
+    key_source and note (why that profile is read, or null).
 
     Example: rescale-ssh whoami --json
     """
@@ -329,7 +333,8 @@ def whoami(ctx: typer.Context, json_out: JsonOut = False) -> None:
         import json
 
         typer.echo(json.dumps({"username": who.username, "email": who.email,
-                               "platform": who.platform, "key_source": who.key_source},
+                               "platform": who.platform, "key_source": who.key_source,
+                               "note": who.key_note},
                               indent=2))
         return
     typer.echo(f"{who.name} on {who.platform}")

@@ -44,11 +44,12 @@ def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
 
     Example: rescale-ssh jobs --json | jq -r '.[] | select(.ssh == "ready") | .alias'
     """
-    from rescale_ssh import joblist, me, render
+    from rescale_ssh import joblist, me, render, sync
 
     settings = settings_of(ctx)
     with open_client(settings) as client:
-        rows = joblist.list_jobs(client, me=me.lookup(client, settings.api_key()))
+        rows = joblist.list_jobs(client, me=me.lookup(client, settings.api_key()),
+                                 heads=sync.heads_in(settings))
     if json_out:
         typer.echo(render.as_json([render.job_dict(row) for row in rows]))
         return

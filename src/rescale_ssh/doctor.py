@@ -390,7 +390,10 @@ def _job(report: Report, job: str, api: tuple[str, str], local: keys.KeyFile | N
             report.add("job", FAIL, error.message, error.hint or "try again later")
             return
         running = lifecycle.may_accept_ssh(status.job, status.cluster)
-        if running:
+        if running and lifecycle.has_ended(status.job):
+            report.add("job", PASS, f"job {job} is {status.job}, and its cluster is still "
+                       f"{status.cluster}: SSH works until the cluster is stopped")
+        elif running:
             report.add("job", PASS, f"job {job} is {status.job}; its cluster is "
                        f"{status.cluster or 'in an unknown state'}")
         else:

@@ -80,6 +80,10 @@ class NotReadyError(RescaleSSHError):
     exit_code = ExitCode.NOT_READY
 
 
+class JobEndedError(NotReadyError):
+    """The job has ended and its cluster is not up: no wait will change that."""
+
+
 class InvalidValueError(RescaleSSHError):
     """A value failed validation. ``field`` names it; the user's own input is a usage error."""
 

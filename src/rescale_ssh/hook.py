@@ -20,6 +20,7 @@ from rescale_ssh import blockfile, jobcache, store
 from rescale_ssh.errors import ExitCode, InvalidValueError, RescaleSSHError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.jobcache import FAILED, OK, Entry
+from rescale_ssh.target import Target
 
 USAGE = "usage: rescale-ssh hook [--state DIR] ALIAS | --check"
 NOT_OURS = 1  # the alias is a host of the user's own (claims.py): ssh goes on without us
@@ -161,8 +162,8 @@ def refresh(
         entry = resolve(conf, job, budget)
         old = previous.target if previous is not None else None
         new = entry.target
-        if old is not None and new is not None and (old.host, old.port) != (new.host, new.port):
-            forget_host_keys(conf, job)  # the cluster was replaced: its host key is new
+        if old is not None and new is not None:
+            forget_host_keys(conf, job, changed_nodes(old, new))  # replaced: new host keys
         jobcache.save(conf.state_dir, job, entry)
         forget_unused(conf, keep=job)
         return entry
@@ -179,7 +180,8 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
     from rescale_ssh.resolver import resolve as resolve_job
     from rescale_ssh.settings import Settings, normalize_platform
 
-    settings = Settings(platform_flag=conf.platform or None, profile_flag=conf.profile or None)
+    settings = Settings(platform_flag=conf.platform or None, profile_flag=conf.profile or None,
+                        config_file_flag=conf.apiconfig or None)
     try:
         # hook.conf is read on the warm path without these checks (they import urllib).
         source = f"the hook settings {os.path.join(conf.state_dir, 'hook.conf')}"
@@ -230,13 +232,27 @@ def forget_unused(conf: HookConf, *, keep: str) -> int:
     return len(dropped)
 
 
-def forget_host_keys(conf: HookConf, job: str) -> None:
+def changed_nodes(old: Target, new: Target) -> list[int]:
+    """The nodes whose address changed (0: the head; n: worker n), whose host keys are new."""
+    changed = [0] if (old.host, old.port) != (new.host, new.port) else []
+    for index in range(1, max(len(old.workers), len(new.workers)) + 1):
+        before = old.workers[index - 1] if index <= len(old.workers) else None
+        after = new.workers[index - 1] if index <= len(new.workers) else None
+        if before != after:
+            changed.append(index)
+    return changed
+
+
+def forget_host_keys(conf: HookConf, job: str, nodes: list[int]) -> None:
+    if not nodes:
+        return
     from pathlib import Path
 
     from rescale_ssh import knownhosts
-    from rescale_ssh.target import alias_for
+    from rescale_ssh.target import alias_for, worker_alias
 
-    knownhosts.forget(Path(conf.known_hosts), [alias_for(job)])
+    knownhosts.forget(Path(conf.known_hosts),
+                      [alias_for(job) if n == 0 else worker_alias(job, n) for n in nodes])
 
 
 def enable_site_packages() -> None:

@@ -18,7 +18,8 @@ DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, qu
 DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
 DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
 KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "profile", "ttl",
-                  "failure_ttl", "timeout", "wait", "precedence", "config", "version"))
+                  "failure_ttl", "timeout", "wait", "precedence", "config", "version",
+                  "apiconfig"))
 VERSION = "2"  # hook.conf of this layout (none: an earlier version wrote it)
 HOSTS_FILE = "hosts.conf"
 FRESH_FILE = "fresh.conf"
@@ -28,7 +29,8 @@ EXPLAINER_FILE = "broken.conf"  # included.EXPLAINER
 
 
 class HookConf:
-    __slots__ = ("config", "failure_ttl", "identity", "known_hosts", "launcher", "platform",
+    __slots__ = ("apiconfig", "config", "failure_ttl", "identity", "known_hosts", "launcher",
+                 "platform",
                  "precedence", "profile", "python", "state_dir", "timeout", "ttl", "version",
                  "wait")
 
@@ -49,6 +51,7 @@ class HookConf:
         precedence: tuple[str, ...] = (),
         config: str = "",
         version: str = VERSION,
+        apiconfig: str = "",
     ) -> None:
         self.state_dir = state_dir
         self.python = python
@@ -64,6 +67,9 @@ class HookConf:
         self.precedence = precedence  # only in hook.conf of earlier versions (hosts.conf)
         self.config = config  # the ssh config install wrote: the user's hosts are read there
         self.version = version
+        # RESCALE_CONFIG_FILE as install saw it (absolute); "": the fixed path, and the key
+        # is left out of hook.conf, as earlier versions wrote it.
+        self.apiconfig = apiconfig
 
     @property
     def program(self) -> list[str]:
@@ -152,7 +158,7 @@ class HookConf:
                 "precedence": ",".join(self.precedence),
                 "config": self.config,
                 "version": self.version,
-            }
+            } | ({"apiconfig": self.apiconfig} if self.apiconfig else {})
         )
 
 
@@ -207,4 +213,6 @@ def load(state_dir: str) -> HookConf:
         config=validate.local_path(record["config"], field="ssh config", source=source)
         if record.get("config") else "",
         version=record.get("version", ""),
+        apiconfig=validate.local_path(record["apiconfig"], field="Rescale CLI config file",
+                                      source=source) if record.get("apiconfig") else "",
     )

@@ -25,12 +25,12 @@ which is the head). ``jobs`` also needs ``users/me``, cached for a day (me.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rescale_ssh import lifecycle, resolver, validate
+from rescale_ssh import lifecycle, loglines, resolver, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import InvalidValueError, NotFoundError, PlatformError, RescaleSSHError
 from rescale_ssh.target import Target, alias_for
@@ -77,6 +77,7 @@ def list_jobs(
     me: Me | None = None,
     look_back: int = LOOK_BACK,
     trim: bool = True,
+    heads: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[JobSummary]:
     """The live jobs and the newest ``look_back`` completed ones (none with 0), running ones
     first, then newest first.
@@ -86,7 +87,9 @@ def list_jobs(
     jobs from shared ones; without it only ``sharedWith`` does. With ``trim`` a platform that
     ignores the filter shows what one that honours it does: of the ended jobs whose cluster is
     down, only as many as the look-back page held, the newest (``sync`` keeps every row: each
-    one it has is a job it need not ask about again).
+    one it has is a job it need not ask about again). ``heads``: where each job's head was
+    found before (its block, the hook's cache): where the roles do not say which node is the
+    head, a node still there tells it without the job's logs (one request a job).
     """
     live, older = fetch(client, look_back=look_back)
     rows = merged([*live, *older], me)
@@ -97,8 +100,10 @@ def list_jobs(
                if row.ssh == STARTING and (keep is None or keep(row.id))]
     if probe and started:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            known = heads or {}
             probed = dict(zip([row.id for row in started],
-                              pool.map(lambda row: _probe(client, row), started), strict=True))
+                              pool.map(lambda row: _probe(client, row, known), started),
+                              strict=True))
         listing = [probed.get(row.id, row) for row in listing]
     return sorted(listing, key=lambda r: (not r.running, _desc(r.submitted)))
 
@@ -297,14 +302,22 @@ def is_shared(item: dict[str, Any], me: Me | None) -> bool | None:
     return None
 
 
-def _probe(client: Client, row: JobSummary) -> JobSummary:
+def _probe(client: Client, row: JobSummary, heads: Mapping[str, tuple[str, int]]
+           ) -> JobSummary:
     try:
         instances = list(client.paged(f"/api/v2/jobs/{row.id}/instances/",
                                       what=f"job {row.id}"))
-        # One request a job, unless the roles do not say which node is the head (all CUSTOM):
-        # then the job's ready line does, from its logs.
-        lines = resolver.lines_of(client, row.id) if resolver.needs_logs(instances) else []
-        head = resolver.head_node(instances, lines)
+        # One request a job, unless the roles do not say which node is the head (all CUSTOM)
+        # and no head found before is still there: then the job's ready line does, from its
+        # logs.
+        known = heads.get(row.id)
+        head = None
+        lines: list[loglines.SSHLine] = []
+        if resolver.needs_logs(instances):
+            head = resolver.node_at(instances, *known) if known is not None else None
+            if head is None:
+                lines = resolver.lines_of(client, row.id)
+        head = head or resolver.head_node(instances, lines)
         if head is None:
             return row
         line = resolver.line_of(head, lines)

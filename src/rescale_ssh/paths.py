@@ -49,6 +49,16 @@ def rescale_cli_config() -> Path:
     return home() / ".config" / "rescale" / "apiconfig"
 
 
+def legacy_cli_config() -> Path | None:
+    """Where rescale-ssh before the fixed path kept the profile file when XDG_CONFIG_HOME was
+    set (and Rescale's tools never looked): still read when the fixed path has none."""
+    value = os.environ.get("XDG_CONFIG_HOME", "")
+    if not value or not os.path.isabs(value):
+        return None
+    path = Path(value) / "rescale" / "apiconfig"
+    return None if path == home() / ".config" / "rescale" / "apiconfig" else path
+
+
 def default_ssh_config() -> Path:
     return home() / ".ssh" / "config"
 

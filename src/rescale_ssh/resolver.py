@@ -16,10 +16,11 @@ Which node is the head (:func:`head_node`), in this order:
    (``dateStarted``), then the first listed.
 Only a node with a public address that offers ssh (``supportedServices``, when given) can be
 the head. How each other node is reached (:func:`routes`): at its own public address and
-``sshPort`` (NAT'd nodes: the port forwarded to it), else at its private address through the
-head (ProxyJump), on its ``sshPort`` when it is not behind NAT and on 22 when it is (there the
-forwarded port is the public one, not sshd's inside); a node
-that offers no ssh, or has no address, gets no block, and the reason is kept.
+``sshPort`` (NAT'd nodes: the port forwarded to it; a NAT'd node without an ``sshPort``, or
+one whose address and port are the head's, has no public end of its own), else at its private
+address through the head (ProxyJump), on its ``sshPort`` when it is not behind NAT and on 22
+when it is (there the forwarded port is the public one, not sshd's inside). A node that offers
+no ssh, has no address, or whose values fail validation gets no block, and the reason is kept.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rescale_ssh import lifecycle, loglines, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import (
     InvalidValueError,
+    JobEndedError,
     NotFoundError,
     NotReadyError,
     PlatformError,
@@ -85,6 +87,9 @@ def plan(client: Client, job: str) -> Resolution:
         instances = []
     if not candidates(instances):
         status = statuses(client, job)
+        if lifecycle.gone_for_good(status.job, status.cluster):
+            raise JobEndedError(status.describe(job),
+                                "submit the job again; SSH works only while its cluster runs")
         if not lifecycle.may_accept_ssh(status.job, status.cluster):
             raise NotReadyError(status.describe(job), f"`rescale-ssh wait {job}` waits for it")
         newest = _ssh_lines(client, job)
@@ -152,6 +157,16 @@ def head_node(instances: list[dict[str, Any]],
     return min(heads, key=lambda i: (_started(i), order[id(i)]))
 
 
+def node_at(instances: list[dict[str, Any]], host: str, port: int) -> dict[str, Any] | None:
+    """The node that could be the head and is reached at ``host`` port ``port`` (a head
+    found before: ``jobs``/``sync`` then need no logs to tell it)."""
+    for instance in candidates(instances):
+        if str(public_address(instance)).lower() == host.lower() and \
+                str(instance.get("sshPort") or 22) == str(port):
+            return instance
+    return None
+
+
 def needs_logs(instances: list[dict[str, Any]]) -> bool:
     """The roles do not say which node is the head and there is more than one candidate: only
     the job's ready line can tell (``jobs``/``sync`` then ask for the logs too)."""
@@ -199,31 +214,57 @@ PRIVATE_ADDRESS_KEYS = ("privateIp", "privateIpAddress", "private_ip", "privateH
 def routes(instances: list[dict[str, Any]], head: dict[str, Any]
            ) -> tuple[tuple[tuple[object, object, bool], ...], list[str]]:
     """How each node but the head is reached, in the platform's order, and the nodes that get
-    no block, each with why (module docstring)."""
+    no block, each with why (module docstring). Each route is validated here, so one node's
+    bad value costs that node its block, not the job all of its blocks."""
     workers: list[tuple[object, object, bool]] = []
     skipped: list[str] = []
+    head_end = _public_end(head)
     for instance in instances:
         if instance is head or not isinstance(instance, dict):
             continue
         name = validate.shown(str(instance.get("id") or instance.get("instanceGroup") or
-                                  instance.get("privateHostname") or "a node"), 40)
+                                  instance.get("privateHostname") or "(no id)"), 40)
         if not offers_ssh(instance):
             skipped.append(f"node {name} offers no ssh (supportedServices: "
                            f"{validate.shown(str(instance.get('supportedServices')), 60)})")
             continue
-        public = public_address(instance)
-        if public:
-            workers.append((public, instance.get("sshPort"), False))
+        route = _route(instance, head_end)
+        if route is None:
+            skipped.append(f"node {name} has no address of its own")
             continue
-        private = next((instance[k] for k in PRIVATE_ADDRESS_KEYS if instance.get(k)), None)
-        if private is not None:
-            # Behind NAT, sshPort is the public port forwarded to the node: inside, sshd is on
-            # 22. Without NAT it is sshd's own port.
-            natted = instance.get("isBehindNat") is True
-            workers.append((private, 22 if natted else instance.get("sshPort"), True))
-        else:
-            skipped.append(f"node {name} has no address")
+        try:
+            workers.append((validate.host(route[0], source="the platform"),
+                            validate.port(22 if route[1] is None else route[1],
+                                          source="the platform"),
+                            route[2]))
+        except InvalidValueError as exc:
+            skipped.append(f"node {name}: {exc.message}")
     return tuple(workers), skipped
+
+
+def _public_end(instance: dict[str, Any]) -> tuple[str, str] | None:
+    """The (address, port) a node is reached at from outside, when it has its own."""
+    public = public_address(instance)
+    if not public:
+        return None
+    port = instance.get("sshPort")
+    if port is None and instance.get("isBehindNat") is True:
+        return None  # one public address for the whole cluster, no port forwarded to it
+    return str(public).lower(), str(22 if port is None else port)
+
+
+def _route(instance: dict[str, Any], head_end: tuple[str, str] | None
+           ) -> tuple[object, object, bool] | None:
+    end = _public_end(instance)
+    if end is not None and end != head_end:
+        return public_address(instance), instance.get("sshPort"), False
+    private = next((instance[k] for k in PRIVATE_ADDRESS_KEYS if instance.get(k)), None)
+    if private is None:
+        return None
+    # Behind NAT, sshPort is the public port forwarded to the node: inside, sshd is on 22.
+    # Without NAT it is sshd's own port.
+    natted = instance.get("isBehindNat") is True
+    return private, 22 if natted else instance.get("sshPort"), True
 
 
 def worker_hosts(instances: list[dict[str, Any]], head: dict[str, Any]

@@ -60,6 +60,7 @@ class Profile:
     values: dict[str, str]
     sections: tuple[str, ...]  # every section, in file order
     chosen_by: str | None = None  # "--profile" or RESCALE_PROFILE; None: the default
+    legacy: bool = False  # read from where earlier versions kept it (paths.legacy_cli_config)
 
     @property
     def fallback(self) -> bool:
@@ -81,10 +82,15 @@ class Profile:
     @property
     def note(self) -> str | None:
         """Why a section other than [default] is read unasked, for login, whoami and doctor."""
-        if not self.fallback:
-            return None
-        return (f"no [{DEFAULT_PROFILE}] there; `rescale-ssh login` writes [{DEFAULT_PROFILE}], "
-                "the profile the Rescale CLI reads")
+        notes = []
+        if self.legacy:
+            notes.append(f"read from {self.path}, where earlier rescale-ssh versions kept it "
+                         "under XDG_CONFIG_HOME; `rescale-ssh login` writes "
+                         "~/.config/rescale/apiconfig, the file the Rescale CLI reads")
+        if self.fallback:
+            notes.append(f"no [{DEFAULT_PROFILE}] there; `rescale-ssh login` writes "
+                         f"[{DEFAULT_PROFILE}], the profile the Rescale CLI reads")
+        return "; ".join(notes) or None
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class Settings:
     platform_flag: str | None = None
     profile_flag: str | None = None
     identity_flag: str | None = None
+    # The apiconfig `install` was run with (hook.conf): what RESCALE_CONFIG_FILE said then.
+    config_file_flag: str | None = None
 
     @property
     def ssh_config(self) -> Path:
@@ -135,17 +143,40 @@ class Settings:
         return ENV_PROFILE if os.environ.get(ENV_PROFILE) else None
 
     @property
-    def profile_path(self) -> Path:
-        """The apiconfig: ``$RESCALE_CONFIG_FILE``, else ``~/.config/rescale/apiconfig``."""
+    def login_path(self) -> Path:
+        """The apiconfig to write: ``$RESCALE_CONFIG_FILE``, else
+        ``~/.config/rescale/apiconfig``."""
+        if self.config_file_flag:
+            return Path(self.config_file_flag)
         value = os.environ.get(ENV_CONFIG_FILE)
         if value:
             validate.setting_path(value, field="Rescale CLI config file", source=ENV_CONFIG_FILE)
         return paths.rescale_cli_config()
 
+    @property
+    def chosen_config_file(self) -> str | None:
+        """The apiconfig RESCALE_CONFIG_FILE names, as an absolute path (hook.conf keeps it:
+        ssh started from an IDE may not have the variable)."""
+        if self.config_file_flag:
+            return self.config_file_flag
+        return str(self.login_path) if os.environ.get(ENV_CONFIG_FILE) else None
+
+    @property
+    def profile_path(self) -> Path:
+        """The apiconfig to read: :attr:`login_path`; where none is chosen and the fixed path
+        has no file, the one earlier versions wrote under XDG_CONFIG_HOME, when it is there."""
+        path = self.login_path
+        if self.chosen_config_file is None and not path.exists():
+            legacy = paths.legacy_cli_config()
+            if legacy is not None and legacy.exists():
+                return legacy
+        return path
+
     def profile(self) -> Profile:
         """The chosen section of the apiconfig; else ``[default]``; else, for files written by
         rescale-ssh 0.1.0, the first section. A chosen profile that is missing is an error."""
         path = self.profile_path
+        legacy = path != self.login_path
         parser = configparser.RawConfigParser()
         try:
             with open(path, encoding="utf-8") as handle:
@@ -163,14 +194,15 @@ class Settings:
                     f"profile {name!r} is not in {path}",
                     f"profiles there: {', '.join(sections) or 'none'}",
                 )
-            return Profile(path, name, dict(parser.items(name)), sections, self.profile_source)
+            return Profile(path, name, dict(parser.items(name)), sections, self.profile_source,
+                           legacy)
         if DEFAULT_PROFILE in sections:
             name = DEFAULT_PROFILE
         elif sections:
             name = sections[0]
         else:
-            return Profile(path, None, {}, sections)
-        return Profile(path, name, dict(parser.items(name)), sections)
+            return Profile(path, None, {}, sections, legacy=legacy)
+        return Profile(path, name, dict(parser.items(name)), sections, legacy=legacy)
 
     def explicit_platform(self) -> tuple[str, str] | None:
         """The platform as chosen for this run, before any profile: (value, where from)."""

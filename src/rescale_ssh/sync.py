@@ -24,6 +24,7 @@ from pathlib import Path
 from rescale_ssh import configfile, jobcache, joblist, knownhosts, section, toolfiles
 from rescale_ssh.client import Client
 from rescale_ssh.configfile import Change
+from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hostblock import HostEntry
 from rescale_ssh.settings import Settings
 from rescale_ssh.target import Target, alias_for, worker_alias
@@ -54,13 +55,41 @@ def why_dropped(row: joblist.JobSummary | None) -> str | None:
     return None
 
 
-def rows_for(client: Client, jobs: list[str], *, add: bool
+def known_heads(current: section.Section) -> dict[str, tuple[str, int]]:
+    """Where each job's head was found before: its block, else the hook's cache."""
+    heads: dict[str, tuple[str, int]] = {}
+    if current.hook is not None:
+        for job in jobcache.cached_jobs(current.hook.state_dir):
+            try:
+                entry = jobcache.load(current.hook.state_dir, job)
+            except RescaleSSHError:
+                continue
+            if entry is not None and entry.target is not None:
+                heads[job] = (entry.target.host, entry.target.port)
+    for job, host in current.entries.items():
+        heads[job] = (host.target.host, host.target.port)
+    return heads
+
+
+def heads_in(settings: Settings) -> dict[str, tuple[str, int]]:
+    """:func:`known_heads` of the ssh config; none when it cannot be read (``jobs`` needs it
+    only to save requests)."""
+    path = settings.ssh_config
+    try:
+        return known_heads(section.read(configfile.read_bytes(path) or b"", path=str(path)))
+    except RescaleSSHError:
+        return {}
+
+
+def rows_for(client: Client, jobs: list[str], *, add: bool,
+             heads: dict[str, tuple[str, int]] | None = None,
              ) -> tuple[dict[str, joblist.JobSummary | None], list[str]]:
     """The platform's word on every job it lists (``sync``) or on the ``jobs`` held here
     (both), and notes on the jobs it could not tell about."""
     rows: dict[str, joblist.JobSummary | None] = dict(
         joblist.by_id(joblist.list_jobs(client, probe=add, trim=False,
-                                        look_back=joblist.LOOK_BACK if add else 0)))
+                                        look_back=joblist.LOOK_BACK if add else 0,
+                                        heads=heads)))
     missing = [job for job in jobs if job not in rows]
     if missing and not add:  # prune: the look-back only when it can settle something
         rows.update(joblist.merged(joblist.recent_items(client)))
@@ -78,7 +107,8 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
     path = settings.ssh_config
     current = section.read(configfile.read_bytes(path) or b"", path=str(path))
     hooked = jobcache.cached_jobs(current.hook.state_dir) if current.hook is not None else []
-    rows, notes = rows_for(client, [*current.entries, *hooked], add=add)
+    rows, notes = rows_for(client, [*current.entries, *hooked], add=add,
+                           heads=known_heads(current))
     result = SyncResult(dry_run=dry_run, notes=notes)
     wanted: dict[str, HostEntry] = {}
     for job, entry in current.entries.items():

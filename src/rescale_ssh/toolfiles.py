@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rescale_ssh import claims, configfile, hookconf, included, paths, section, store
+from rescale_ssh import claims, configfile, hookconf, included, paths, section, store, validate
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hookconf import HookConf
@@ -47,6 +47,9 @@ def hook_conf(settings: Settings, *, state_dir: str | None = None,
         timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
         wait=hookconf.DEFAULT_WAIT if wait is None else wait,
         config=str(settings.ssh_config),
+        apiconfig="" if settings.chosen_config_file is None else validate.local_path(
+            settings.chosen_config_file, field="Rescale CLI config file",
+            source="RESCALE_CONFIG_FILE"),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from rescale_ssh import resolver
 from rescale_ssh.client import Client
-from rescale_ssh.errors import NotReadyError, PlatformError
+from rescale_ssh.errors import JobEndedError, NotReadyError, PlatformError
 from rescale_ssh.target import Target
 
 INTERVAL = 5.0
@@ -57,6 +57,8 @@ def wait_until_ready(
     while True:
         try:
             target = resolver.resolve(client, job)
+        except JobEndedError:
+            raise  # ended, its cluster not up: no wait brings SSH back
         except NotReadyError as error:
             last = error.message
         except PlatformError as error:
