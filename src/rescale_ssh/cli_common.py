@@ -86,6 +86,36 @@ def settings_of(ctx: typer.Context) -> Settings:
     return obj
 
 
+# Commands that write nothing anywhere: they may run as root on another user's files.
+READ_ONLY = frozenset(("list", "doctor"))
+
+
+def guard(settings: Settings, command: str | None) -> None:
+    """Before any command: as root on another user's files (``sudo`` keeping their HOME),
+    refuse to write there; and refuse a state folder ssh would refuse, or that others could
+    use to run their code as you (ownership.py). ``doctor`` reports it instead, and
+    ``uninstall`` goes on: taking our Include out of the config is the way out."""
+    from rescale_ssh import ownership, paths
+    from rescale_ssh.errors import ConfigError
+
+    state = str(paths.state_dir())
+    if command in READ_ONLY:
+        return
+    owner = ownership.foreign_owner(str(settings.ssh_config), state)
+    if owner is not None:
+        raise ConfigError(
+            f"running as root on the files of {ownership.describe(owner)} "
+            f"({settings.ssh_config}): what root writes there would be root's, and that "
+            "user's ssh would stop at it",
+            "run rescale-ssh as that user, without sudo (or `sudo -u USER -H rescale-ssh ...`)")
+    if command == "uninstall":
+        return
+    found = ownership.problems(state)
+    if found:
+        raise ConfigError(f"{found[0].message}: ssh refuses such files, or runs what another "
+                          "user put there", found[0].fix)
+
+
 def open_client(settings: Settings) -> Client:
     """A platform client for the chosen platform and key (imports requests only now)."""
     from rescale_ssh.client import Client

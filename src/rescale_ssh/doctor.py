@@ -218,7 +218,13 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
         report.add("section", WARN, f"the rescale-ssh lines in {config} are not what this "
                    "version writes (an earlier version wrote them, or they were edited)",
                    "`rescale-ssh install` (or any `add`) rewrites them")
+    from rescale_ssh import ownership
+
     state = current.folder()
+    trouble = ownership.problems(state)
+    for problem in trouble:
+        report.add("state folder", FAIL, f"{problem.message}: ssh refuses such files, or "
+                   "runs what another user put there", problem.fix)
     claimed = toolfiles.claimed(config, data, state)
     has_hook = current.hook is not None
     if not current.is_empty():
@@ -280,6 +286,10 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
         shown = proc.describe() if proc is not None else why
         report.add("hook", FAIL, f"the hook's program does not run: {shown}",
                    "reinstall rescale-ssh if needed, then `rescale-ssh install`")
+        return
+    if trouble:
+        report.add("hook", FAIL, f"the hook refuses to run from {state} while the state "
+                   "folder check fails", trouble[0].fix)
         return
     report.add("hook", PASS, "the hook is installed and its program runs: "
                "`ssh rescale-<any job>` works")

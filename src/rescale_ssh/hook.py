@@ -17,7 +17,7 @@ import sys
 import time
 
 from rescale_ssh import blockfile, jobcache, store
-from rescale_ssh.errors import ExitCode, InvalidValueError, RescaleSSHError
+from rescale_ssh.errors import ConfigError, ExitCode, InvalidValueError, RescaleSSHError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.jobcache import FAILED, OK, Entry
 from rescale_ssh.target import Target
@@ -46,6 +46,7 @@ def main(argv: list[str]) -> int:
             from rescale_ssh import paths
 
             state_dir = str(paths.state_dir())
+        trusted(state_dir)
         conf = hookconf.load(state_dir)
         try:
             job = job_from_alias(args[0], source="the ssh command line")
@@ -53,6 +54,7 @@ def main(argv: list[str]) -> int:
             if users_own(conf, args[0]):  # rescale-my_box, rescale-box.lan: theirs, not a job
                 return NOT_OURS
             raise
+        trusted(state_dir, jobcache.path_for(state_dir, job))
         entry = cached(conf, job)
         if (entry is None or entry.state != OK) and users_own(conf, args[0]):
             # Theirs (maybe written after a failed try left a record): no block of ours.
@@ -72,6 +74,18 @@ def main(argv: list[str]) -> int:
               f"{exc.strerror or exc}", file=sys.stderr)
         return ExitCode.CONFIG
     return 0
+
+
+def trusted(state_dir: str, record: str | None = None) -> None:
+    """Refuse a state folder (or a record in it) that is not the user's own, or that others
+    can write (ownership.py): nothing is read from it or written to it, so nothing root or
+    another user put there runs, and nothing this run writes is left for them."""
+    from rescale_ssh import ownership
+
+    found = ownership.problems(state_dir, records=False) if record is None else [
+        p for p in [ownership.entry_problem(record, os.geteuid(), inside_ours=True)] if p]
+    if found:
+        raise ConfigError(found[0].message, found[0].fix)
 
 
 def users_own(conf: HookConf, alias: str) -> bool:

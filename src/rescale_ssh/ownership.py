@@ -1,0 +1,178 @@
+"""Who may own what ssh reads or runs for us, checked the way ssh checks its own files.
+
+ssh reads the files our Include names for every host, and stops for every host when one is
+owned by another user, writable by group or others (readconf.c: "Bad owner or permissions"),
+or cannot be read ("Can't open user config file"); it runs the hook script from our folder. So
+the state folder, each file and folder in it that ssh reads or runs (the included files, the
+script, hook.conf, known_hosts, the records and markers, the locks), must be the user's own and
+writable by nobody else. Each folder above the state folder must be the user's or root's, and
+writable by nobody else unless it is sticky (``/tmp``): no one else can then rename our folder.
+
+``problems`` says what is wrong, each with the path and the fix; the hook and every command
+refuse to go on while there is one (doctor names it). Run as root on files another user owns
+(``sudo`` keeping that user's HOME), :func:`foreign_owner` tells: what root writes there would
+be root's, and the user's ssh would stop at it.
+
+Standard library only (os, stat): the hook's cold path checks the folder it writes in.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+# What ssh reads or runs for us, in the state folder (included.py, hookconf.py, blockfile.py).
+FILES = ("ssh.conf", "fresh.conf", "broken.conf", "hosts.conf", "hook", "hook.conf",
+         "known_hosts")
+FOLDERS = ("jobs", "live", "locks", "hosts", "failed")
+
+
+class Problem:
+    __slots__ = ("fix", "path", "reason")
+
+    def __init__(self, path: str, reason: str, fix: str) -> None:
+        self.path = path
+        self.reason = reason
+        self.fix = fix
+
+    @property
+    def message(self) -> str:
+        return f"{self.path} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"Problem({self.path!r}, {self.reason!r})"
+
+
+def _who(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def entry_problem(path: str, uid: int, *, inside_ours: bool) -> Problem | None:
+    """What is wrong with one file or folder of ours (``None``: nothing, or it is not there).
+    ``inside_ours``: it sits in a folder of the user's, who can remove it whoever owns it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return Problem(path, "is a symbolic link (rescale-ssh never makes one there)",
+                       f"remove it (`rm {path}`), then run `rescale-ssh install` again")
+    if st.st_uid != uid:
+        how = "`sudo rm -rf`" if st.st_uid == 0 else "`rm -rf`"
+        return Problem(path, f"is owned by {_who(st.st_uid)}, not by you ({_who(uid)})",
+                       f"remove it ({how} {path}), then run `rescale-ssh install` again"
+                       if inside_ours else
+                       f"set XDG_STATE_HOME to a folder of your own, or remove {path} "
+                       "(with sudo if need be), then run `rescale-ssh install` again")
+    if _writable_by_others(st):
+        return Problem(path, f"is writable by group or others (mode "
+                       f"{stat.S_IMODE(st.st_mode):04o})", f"run `chmod go-w {path}`")
+    return None
+
+
+def parent_problem(state_dir: str, uid: int) -> Problem | None:
+    """A folder above the state folder that someone else could use to swap ours."""
+    folder = os.path.dirname(os.path.realpath(state_dir))
+    while True:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return None
+        sticky = bool(st.st_mode & stat.S_ISVTX)
+        if st.st_uid not in (uid, 0):
+            return Problem(folder, f"(above the state folder {state_dir}) is owned by "
+                           f"{_who(st.st_uid)}: that user can replace what ssh runs for you",
+                           "set XDG_STATE_HOME to a folder of your own, then run "
+                           "`rescale-ssh install` again")
+        if _writable_by_others(st) and not sticky:
+            return Problem(folder, f"(above the state folder {state_dir}) is writable by "
+                           f"group or others (mode {stat.S_IMODE(st.st_mode):04o}): they can "
+                           "replace what ssh runs for you",
+                           f"run `chmod go-w {folder}`, or set XDG_STATE_HOME to a folder of "
+                           "your own")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def problems(state_dir: str, uid: int | None = None, *, records: bool = True
+             ) -> list[Problem]:
+    """Everything wrong with the state folder and what ssh reads or runs from it."""
+    uid = os.geteuid() if uid is None else uid
+    if not os.path.lexists(state_dir):
+        missing = parent_problem(state_dir, uid)
+        return [missing] if missing else []
+    top = entry_problem(state_dir, uid, inside_ours=False)
+    if top is not None and "symbolic link" in top.reason:
+        top = None if _link_is_ours(state_dir, uid) else top
+    if top is not None:
+        return [top]
+    found: list[Problem] = []
+    above = parent_problem(state_dir, uid)
+    if above is not None:
+        found.append(above)
+    for name in FILES:
+        one = entry_problem(os.path.join(state_dir, name), uid, inside_ours=True)
+        if one is not None:
+            found.append(one)
+    for name in FOLDERS:
+        folder = os.path.join(state_dir, name)
+        one = entry_problem(folder, uid, inside_ours=True)
+        if one is not None:
+            found.append(one)
+            continue
+        if not records or not os.path.isdir(folder):
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in names:
+            inner = entry_problem(os.path.join(folder, entry), uid, inside_ours=True)
+            if inner is not None:
+                found.append(inner)
+    return found
+
+
+def _link_is_ours(path: str, uid: int) -> bool:
+    """A state folder the user made a symbolic link to a folder of theirs (dotfiles do)."""
+    try:
+        return os.lstat(path).st_uid == uid and os.stat(path).st_uid == uid and \
+            not _writable_by_others(os.stat(path))
+    except OSError:
+        return False
+
+
+def foreign_owner(*paths: str) -> int | None:
+    """Run as root: the uid of another user who owns the nearest existing of ``paths`` (or of
+    a folder above it), when there is one. None when we are not root, or they are root's."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    for path in paths:
+        current = os.path.abspath(path)
+        while not os.path.lexists(current):
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        try:
+            owner = os.stat(current).st_uid
+        except OSError:
+            continue
+        if owner != 0:
+            return owner
+    return None
+
+
+def describe(uid: int) -> str:
+    return _who(uid)
