@@ -438,7 +438,7 @@ def test_within_a_minute_ssh_needs_no_python(
     platform.add_job("Mark1", host="203.0.113.7", workers=1)
     assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
     state = state_dir(isolated_home)
-    assert sorted(p.name for p in (state / "live").iterdir()) == [
+    assert sorted(p.name for p in (state / "live").iterdir() if p.name != ".now") == [
         "rescale-Mark1", "rescale-Mark1-1"]
     conf = hookconf.load(str(state))
     good = (state / "hook.conf").read_bytes()
@@ -446,7 +446,8 @@ def test_within_a_minute_ssh_needs_no_python(
     assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
     (state / "hook.conf").write_bytes(good)
     blockfile.expire(conf, now=time.time() + blockfile.fresh_for(conf) + 1)
-    assert not list((state / "live").iterdir()) and not (state / "fresh.conf").exists()
+    assert not [p for p in (state / "live").iterdir() if p.name != ".now"]
+    assert not (state / "fresh.conf").exists()
     (state / "hook.conf").write_text("not a hook.conf\n")  # now the hook runs, and refuses it
     assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] != ["203.0.113.7"]
     (state / "hook.conf").write_bytes(good)
@@ -455,6 +456,38 @@ def test_within_a_minute_ssh_needs_no_python(
     assert (state / "live" / "rescale-Mark1").exists()
     (state / "fresh.conf").unlink()
     assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
+
+
+def test_a_marker_left_by_a_dead_sweeper_expires_anyway(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    """Issue 14: a killed sweeper (kill -9, reboot, logout) left fresh.conf and the markers
+    for good, and a record made two hours old still connected with zero requests: the
+    30-minute limit was bypassed until some other job ran the hook. A marker now counts only
+    until the time it carries, checked by the script itself."""
+    import os
+
+    from rescale_ssh import jobcache
+
+    platform.add_job("Dead1", host="203.0.113.7")
+    assert ssh_config_of(str(installed), "rescale-Dead1")["hostname"] == ["203.0.113.7"]
+    state = state_dir(isolated_home)
+    marker = state / "live" / "rescale-Dead1"
+    assert marker.stat().st_mtime > time.time() + 30  # counts for about a minute
+    asked = platform.count("/api/v2/jobs/Dead1/instances/")
+    assert ssh_config_of(str(installed), "rescale-Dead1")["hostname"] == ["203.0.113.7"]
+    assert platform.count("/api/v2/jobs/Dead1/instances/") == asked  # warm: no Python
+    # Two hours later, nothing swept: the marker and fresh.conf are still there.
+    entry = jobcache.load(str(state), "Dead1")
+    assert entry is not None
+    entry.resolved -= 7200
+    jobcache.save(str(state), "Dead1", entry)
+    os.utime(marker, (marker.stat().st_mtime - 7200,) * 2)
+    assert (state / "fresh.conf").exists()
+    platform.jobs["Dead1"].host = "203.0.113.8"
+    platform.jobs["Dead1"].instances = None
+    assert ssh_config_of(str(installed), "rescale-Dead1")["hostname"] == ["203.0.113.8"]
+    assert platform.count("/api/v2/jobs/Dead1/instances/") == asked + 1
 
 
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,

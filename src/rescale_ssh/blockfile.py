@@ -90,8 +90,9 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
         found = _find(_read(conf.hosts_file), job)
         reached = entry.state == OK and entry.target is not None
         hosts_current = found == top_block(conf, job, entry) if reached else found is None
-    if hosts_current and _fresh_enough(conf, _read(conf.fresh_file), job, block, now):
-        _mark(conf, job, entry, now)
+    written = _fresh_at(conf, _read(conf.fresh_file), job, block, now)
+    if hosts_current and written is not None:
+        _mark(conf, job, entry, written)  # a marker lasts as long as the block it points at
         return
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
         if not hosts_current:
@@ -115,11 +116,15 @@ def _mark(conf: HookConf, job: str, entry: Entry, now: float) -> None:
     folder = os.path.join(conf.state_dir, MARKERS)
     names = [alias_for(job), *(worker_alias(job, index)
                                for index in range(1, len(entry.target.workers) + 1))]
+    # The marker's mtime is when it stops counting (the script compares it with a file it
+    # touches): a sweeper that died, or a reboot, cannot keep a job on the warm path.
+    until = now + fresh_for(conf) - GRACE
     for name in names:
         path = os.path.join(folder, name)
         if not os.path.exists(path):
             store.ensure_dir(folder)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.utime(path, (until, until))
 
 
 def _unmark(conf: HookConf, job: str) -> None:
@@ -299,14 +304,15 @@ def _find(text: str, job: str, at: str = "") -> str | None:
     return text[start:] if stop < 0 else text[start : stop + 1]
 
 
-def _fresh_enough(conf: HookConf, text: str, job: str, block: str, now: float) -> bool:
-    """The job's current block is in fresh.conf and stays there long enough for this ssh run
-    to read it (another hook run drops entries older than FRESH_FOR)."""
+def _fresh_at(conf: HookConf, text: str, job: str, block: str, now: float) -> float | None:
+    """When the job's current block was written to fresh.conf, if it is there and stays long
+    enough for this ssh run to read it (another hook run drops entries older than
+    FRESH_FOR)."""
     for name, at in reversed(jobs_in(text)):
         if name == job:
             young = abs(now - at) < fresh_for(conf) / 2
-            return young and _find(text, job, f" at={at:.3f}") == block
-    return False
+            return at if young and _find(text, job, f" at={at:.3f}") == block else None
+    return None
 
 
 def _entry(conf: HookConf, job: str) -> Entry | None:

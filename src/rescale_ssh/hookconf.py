@@ -96,14 +96,15 @@ class HookConf:
     def script_text(self) -> str:
         """A POSIX sh script, what the Match line of ssh.conf runs (included.py).
 
-        ``ALIAS``: a job with a marker (blockfile.py) needs no Python; any other name starts
-        the hook. When the hook cannot start (its program or settings are gone), the script
-        puts the explainer (included.explainer, kept in ``broken.conf``) in place of
-        fresh.conf, which ssh reads next: its ProxyCommand runs ``--explain ALIAS``, which says
-        so in one line. ssh runs ``Match exec`` through ``$SHELL -c``: a one-word command works
-        in every shell, and it keeps the Match line short, which matters because OpenSSH
-        expands the whole exec command for every host that reaches it (bench/ item 2). Only
-        shell builtins run before Python starts."""
+        ``ALIAS``: a job with a current marker (blockfile.py: its mtime is when it expires)
+        needs no Python; any other name starts the hook. When the hook cannot start (its
+        program or settings are gone), the script puts the explainer (included.explainer,
+        kept in ``broken.conf``) in place of fresh.conf, which ssh reads next: its
+        ProxyCommand runs ``--explain ALIAS``, which says so in one line. ssh runs ``Match
+        exec`` through ``$SHELL -c``: a one-word command works in every shell, and it keeps
+        the Match line short, which matters because OpenSSH expands the whole exec command
+        for every host that reaches it (bench/ item 2). Only shell builtins run before
+        Python starts."""
         from rescale_ssh.hostblock import command, shell_word
 
         def word(path: str) -> str:  # no ssh expands this file: a % stays single
@@ -138,7 +139,10 @@ class HookConf:
             ' mv -f "$state/.fresh.$$" "$state/fresh.conf" 2>/dev/null && exit 0\n'
             "  exit 1\n"
             "fi\n"
-            '[ -e "$state/live/$1" ] && [ -e "$state/fresh.conf" ] && exit 0\n'
+            # A marker counts until the time it carries as its mtime (blockfile._mark): touched
+            # now, .now is older than a marker still current, whoever sweeps or not.
+            '[ -e "$state/live/$1" ] && { : >"$state/live/.now"; } 2>/dev/null &&'
+            ' [ "$state/live/$1" -nt "$state/live/.now" ] && [ -e "$state/fresh.conf" ] && exit 0\n'
             f'exec {command(self.program, tokens=False)} hook --state "$state" "$1"\n'
         )
 
