@@ -30,6 +30,16 @@ def report(error: RescaleSSHError) -> None:
         print(f"hint: {error.hint}", file=sys.stderr)
 
 
+def _case_hint(error: RescaleSSHError) -> None:
+    """A job the platform does not know, known here in another case: say so."""
+    from rescale_ssh.errors import NotFoundError
+
+    if isinstance(error, NotFoundError) and error.job:
+        from rescale_ssh import caseless, paths
+
+        error.hint = caseless.hint(error.job, str(paths.state_dir()), error.hint)
+
+
 def guarded(body: Callable[[], int], *, debug: bool) -> int:
     try:
         return body()
@@ -38,6 +48,7 @@ def guarded(body: Callable[[], int], *, debug: bool) -> int:
             import traceback  # only here: it costs every command ~5 ms
 
             traceback.print_exc()
+        _case_hint(error)
         report(error)
         return int(error.exit_code)
     except KeyboardInterrupt:

@@ -70,6 +70,7 @@ class AuthError(RescaleSSHError):
 
 class NotFoundError(RescaleSSHError):
     exit_code = ExitCode.NOT_FOUND
+    job: str | None = None  # the job the platform does not know (caseless.py hints at it)
 
 
 class PlatformError(RescaleSSHError):

@@ -17,7 +17,13 @@ import sys
 import time
 
 from rescale_ssh import blockfile, jobcache, store
-from rescale_ssh.errors import ConfigError, ExitCode, InvalidValueError, RescaleSSHError
+from rescale_ssh.errors import (
+    ConfigError,
+    ExitCode,
+    InvalidValueError,
+    NotFoundError,
+    RescaleSSHError,
+)
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.jobcache import FAILED, OK, Entry
 from rescale_ssh.target import Target
@@ -214,6 +220,10 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:
+        if isinstance(error, NotFoundError):
+            from rescale_ssh import caseless
+
+            error.hint = caseless.hint(job, conf.state_dir, error.hint)
         return failure(error)
     return Entry(state=OK, resolved=time.time(), target=target)
 

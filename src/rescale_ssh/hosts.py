@@ -44,9 +44,11 @@ def find(settings: Settings, job: str) -> HostEntry:
     for entry in entries(settings):
         if entry.job == job:
             return entry
-    raise NotFoundError(
+    missing = NotFoundError(
         f"no host for job {job} in {settings.ssh_config}", f"run `rescale-ssh add {job}`"
     )
+    missing.job = job
+    raise missing
 
 
 
@@ -125,10 +127,12 @@ def locate(settings: Settings, job: str) -> Where:
         if cached.target is not None:
             return Where(alias_for(job), cached.target.workdir, static=False)
         raise NotFoundError(cached.reason, cached.hint or None)
-    raise NotFoundError(
+    missing = NotFoundError(
         f"no host for job {job} in {path}",
         f"run `rescale-ssh add {job}`, or `rescale-ssh install` for every job",
     )
+    missing.job = job
+    raise missing
 
 
 def remote_path(alias: str, workdir: str, subpath: str | None) -> str:

@@ -57,7 +57,11 @@ def _events(client: Client, path: str, what: str) -> list[Event]:
 
 def report(client: Client, job: str, *, block: str) -> JobReport:
     job = validate.job_id(job, source="the command line")
-    statuses = _events(client, f"/api/v2/jobs/{job}/statuses/", f"job {job}")
+    try:
+        statuses = _events(client, f"/api/v2/jobs/{job}/statuses/", f"job {job}")
+    except NotFoundError as error:
+        error.job = job  # caseless.py: a job known here in another case is named
+        raise
     try:
         clusters = _events(client, f"/api/v2/jobs/{job}/cluster_statuses/",
                            f"the cluster of job {job}")

@@ -78,6 +78,14 @@ def resolve(client: Client, job: str) -> Target:
 
 def plan(client: Client, job: str) -> Resolution:
     job = validate.job_id(job)
+    try:
+        return _plan(client, job)
+    except NotFoundError as error:
+        error.job = error.job or job
+        raise
+
+
+def _plan(client: Client, job: str) -> Resolution:
     source = f"the platform (job {job})"
     try:
         instances = list(client.paged(f"/api/v2/jobs/{job}/instances/", what=f"job {job}"))
@@ -273,13 +281,17 @@ def worker_hosts(instances: list[dict[str, Any]], head: dict[str, Any]
 
 
 def statuses(client: Client, job: str) -> Status:
-    return Status(
-        job=_newest(client, f"/api/v2/jobs/{job}/statuses/", f"the statuses of job {job}"),
-        cluster=_newest(
-            client, f"/api/v2/jobs/{job}/cluster_statuses/", f"the cluster of job {job}",
-            optional=True,
-        ),
-    )
+    try:
+        return Status(
+            job=_newest(client, f"/api/v2/jobs/{job}/statuses/", f"the statuses of job {job}"),
+            cluster=_newest(
+                client, f"/api/v2/jobs/{job}/cluster_statuses/", f"the cluster of job {job}",
+                optional=True,
+            ),
+        )
+    except NotFoundError as error:
+        error.job = error.job or job
+        raise
 
 
 def log_texts(entries: Iterable[Any]) -> Iterator[str]:
