@@ -220,3 +220,27 @@ def test_files_ssh_would_refuse_are_named_and_the_hook_refuses_them(world: World
     world.state.chmod(0o700)
     world.run("uninstall", "--yes")
     assert "user git" in world.ssh_g("github.com").stdout.splitlines()
+
+
+def test_a_home_writable_by_the_users_own_group_only_is_fine(world: World) -> None:
+    """Some distributions make homes 0775 with a private group per user: that group is the
+    user alone, so a folder above the state folder may be writable by it; by another group
+    it may not."""
+    from rescale_ssh import ownership
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import grp
+
+    root_group = grp.getgrgid(0)
+    if root_group.gr_name != "root" or [m for m in root_group.gr_mem if m != "root"]:
+        pytest.skip("root's group is not a private group here")
+    above = world.base / "above"
+    state = above / "rescale-ssh"
+    state.mkdir(parents=True, mode=0o700)
+    above.chmod(0o775)
+    os.chown(above, 0, 0)
+    assert ownership.problems(str(state), 0) == []
+    os.chown(above, 0, world.gid)  # another group (nogroup) may write there: refused
+    found = ownership.problems(str(state), 0)
+    assert [p.path for p in found] == [str(above)], found

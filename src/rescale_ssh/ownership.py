@@ -88,6 +88,8 @@ def parent_problem(state_dir: str, uid: int) -> Problem | None:
         except OSError:
             return None
         sticky = bool(st.st_mode & stat.S_ISVTX)
+        if _private_group(st, uid) and not st.st_mode & stat.S_IWOTH:
+            sticky = True  # group-writable by the user's own group (user private groups)
         if st.st_uid not in (uid, 0):
             return Problem(folder, f"(above the state folder {state_dir}) is owned by "
                            f"{_who(st.st_uid)}: that user can replace what ssh runs for you",
@@ -142,6 +144,21 @@ def problems(state_dir: str, uid: int | None = None, *, records: bool = True
             if inner is not None:
                 found.append(inner)
     return found
+
+
+def _private_group(st: os.stat_result, uid: int) -> bool:
+    """The folder's group is the user's own private group (named after them, no members
+    listed): a group-writable home (0775, as some distributions make them) is theirs alone."""
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(uid)
+        group = grp.getgrgid(st.st_gid)
+    except (ImportError, KeyError):
+        return False
+    return st.st_gid == user.pw_gid and group.gr_name == user.pw_name and \
+        not [member for member in group.gr_mem if member != user.pw_name]
 
 
 def _link_is_ours(path: str, uid: int) -> bool:
