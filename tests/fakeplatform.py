@@ -9,7 +9,8 @@ Variants beyond ``add_job``'s arguments: ``FakePlatform.logs_shape`` ("envelope"
 ``FakePlatform.statuses_order`` ("newest" first, as the platform lists them, or "oldest": the
 client must sort by date), ``FakePlatform.max_page_size``, ``FakePlatform.latency``; per job
 ``FakeJob.head_last`` (workers listed before the head node) and ``FakeJob.forbidden`` (403 on
-every path of the job).
+every path of the job). Faults (``inject``): a status, a hang, HTML, a truncated or reset
+answer, a huge one, a list that never ends (``Pages``), bytes that trickle in (``Drip``).
 
 Instances have the fields of the verbatim entry in rescale-api.md (VERBATIM_INSTANCE) and no
 other: ``clusterId``, ``dateStarted``, ``id``, ``instanceGroup``, ``isBehindNat``,
@@ -110,7 +111,28 @@ class Huge:
     size: int
 
 
-Fault = Status | Hang | Malformed | Truncated | Reset | Huge
+@dataclass
+class Pages:
+    """200 with a page of no results whose ``next`` always links one page further (a list
+    that never ends), after ``delay`` seconds, padded with ``pad`` bytes. Inject it as many
+    times as pages are to be served."""
+
+    delay: float = 0.0
+    pad: int = 0
+
+
+@dataclass
+class Drip:
+    """200 whose bytes come one at a time, ``interval`` seconds apart, for ``size`` bytes: the
+    body's (a Content-Length of ``size``), or with ``headers`` the headers' themselves (a
+    header line that never ends)."""
+
+    size: int = 100_000
+    interval: float = 0.05
+    headers: bool = False
+
+
+Fault = Status | Hang | Malformed | Truncated | Reset | Huge | Pages | Drip
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -646,6 +668,48 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
             except OSError:
                 pass  # the client stopped reading: what a size cap does
+        elif isinstance(fault, Pages):
+            self._endless_page(fault)
+        elif isinstance(fault, Drip):
+            self._drip(fault)
+
+    def _endless_page(self, fault: Pages) -> None:
+        platform = self.server.platform
+        if fault.delay and platform._closing.wait(fault.delay):
+            return self._abort()
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        try:
+            page = int(query.get("page", "1"))
+        except ValueError:
+            page = 1
+        following = f"{platform.base_url}{parts.path}?{urlencode({**query, 'page': page + 1})}"
+        body = {"count": 10**9, "next": following, "results": [], "pad": "x" * fault.pad}
+        self._json(200, body)
+
+    def _drip(self, fault: Drip) -> None:
+        """Write one byte at a time straight to the socket (no buffering), until ``size`` bytes
+        are out, the client hangs up or the platform closes."""
+        closing = self.server.platform._closing
+        self.close_connection = True
+        if fault.headers:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            tail = b"X-Drip: " + b"x" * fault.size
+        else:
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(fault.size).encode() + b"\r\n\r\n")
+            tail = b"".join(_huge_body(fault.size))
+        try:
+            self.wfile.write(head)
+            self.wfile.flush()
+            for index in range(len(tail)):
+                if closing.wait(fault.interval):
+                    break
+                self.wfile.write(tail[index : index + 1])
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up: what a deadline does
+        self._abort()
 
 
 def _huge_body(size: int) -> Iterator[bytes]:

@@ -132,7 +132,7 @@ def add(
         from rescale_ssh import validate
 
         validate.job_id(job, source="the command line")
-        with open_client(settings) as client:
+        with open_client(settings, polling=wait) as client:
             if wait:
                 from rescale_ssh.cli_lifecycle import wait_for
 

@@ -116,12 +116,21 @@ def guard(settings: Settings, command: str | None) -> None:
                           "user put there", found[0].fix)
 
 
-def open_client(settings: Settings) -> Client:
-    """A platform client for the chosen platform and key (imports requests only now)."""
-    from rescale_ssh.client import Client
-    from rescale_ssh.settings import client_limits
+# A command's whole time with the platform, in calls' deadlines (each 60 s, or
+# RESCALE_SSH_TIMEOUT): every page, retry and back-off of every call it makes.
+WHOLE_COMMAND = 5
 
-    return Client(settings.platform(), settings.api_key(), **client_limits(60.0))
+
+def open_client(settings: Settings, *, polling: bool = False) -> Client:
+    """A platform client for the chosen platform and key (imports requests only now). Its
+    calls all end within :data:`WHOLE_COMMAND` deadlines, however the platform behaves;
+    ``polling`` (``wait``, ``--wait``: bounded by their own --timeout) has no such limit."""
+    from rescale_ssh.client import Client
+    from rescale_ssh.settings import client_limits, request_deadline
+
+    total = None if polling else WHOLE_COMMAND * request_deadline(60.0)
+    return Client(settings.platform(), settings.api_key(), total=total,
+                  **client_limits(60.0))
 
 
 def confirm(diff: str, question: str, *, yes: bool) -> bool:

@@ -155,7 +155,7 @@ def wait(ctx: typer.Context, job: JobArg, timeout: WaitTimeout = 1800.0) -> None
 
     Example: rescale-ssh wait Fotxeb --timeout 900 && ssh rescale-Fotxeb
     """
-    with open_client(settings_of(ctx)) as client:
+    with open_client(settings_of(ctx), polling=True) as client:
         target = wait_for(client, job, timeout)
     typer.echo(f"job {job} is ready: ssh {target.alias}")
 

@@ -1,33 +1,58 @@
 """HTTP client for the Rescale platform API (rescale-api.md).
 
-Every request has connect and read timeouts and the whole call a deadline; 429 (honouring
-``Retry-After``), 502, 503, 504, connection resets and timeouts are retried with exponential
-backoff a bounded number of times. 401/403/404 become the project's errors. Bodies are read in
-chunks with a size cap, so a slow-drip or enormous answer cannot hold us past the deadline.
-The API key goes only into the ``Authorization`` header, never into a log line or message.
+Limits, whatever the platform does (issue 14): every call (one GET, or a whole paged list with
+all of its pages) ends within ``deadline``, its retries and back-off included, and everything
+a client does within ``total`` when one is given (the hook: one deadline for the whole
+resolution). A read that a trickle of bytes keeps alive (body or headers) is cut at the deadline
+by shutting its socket down from a timer; a call reads at most ``max_body`` bytes and follows at
+most ``max_pages`` pages. 429 (honouring ``Retry-After``), 502, 503, 504, connection resets and
+timeouts are retried with exponential backoff a bounded number of times; 401/403/404 become the
+project's errors. JSON that is hostile (nested too deeply, numbers out of range, a key given
+twice in one object) is a :class:`PlatformError` for that call, never another exception.
+
+Our credentials only: the session ignores ``~/.netrc`` (requests would replace our
+``Authorization`` header with its password) and every other setting requests takes from the
+environment, except those corporate networks need: ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``
+(either case) and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``. A process that builds a client
+dumps no core (hardening.py). The API key goes only into the ``Authorization`` header, never
+into a log line or message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
+import math
+import os
 import random
+import socket
 import threading
 import time
+import urllib.request
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
+import requests.utils
+import urllib3
+import urllib3.connection
 
-from rescale_ssh import __version__, validate
+from rescale_ssh import __version__, hardening, validate
 from rescale_ssh.errors import AuthError, NotFoundError, PlatformError
 
 log = logging.getLogger("rescale_ssh.client")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 PAGE_SIZE = 100
+# Hostile JSON (issue 14): the platform's answers nest a few levels and carry small numbers.
+MAX_DEPTH = 64  # deeper is refused (repr or str of it later could exhaust the stack)
+MAX_DIGITS = 64  # an integer longer is refused (Python's own limit is 4,300, and slow)
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # requests' order
 
 
 def auth_header(api_key: str) -> str:
@@ -36,6 +61,22 @@ def auth_header(api_key: str) -> str:
     if len(parts) == 3 and parts[0].startswith("ey") and all(parts):
         return f"Bearer {api_key}"
     return f"Token {api_key}"
+
+
+class _Call:
+    """One call's limits: when it must end, and how many bytes its answers may still hold."""
+
+    __slots__ = ("ends", "pages", "started", "used", "what")
+
+    def __init__(self, what: str, started: float, ends: float) -> None:
+        self.what = what
+        self.started = started
+        self.ends = ends
+        self.used = 0  # bytes of the answers read so far (every page of a list)
+        self.pages = 0
+
+    def remaining(self) -> float:
+        return self.ends - time.monotonic()
 
 
 class Client:
@@ -48,11 +89,13 @@ class Client:
         read_timeout: float = 20.0,
         retries: int = 4,
         deadline: float = 60.0,
+        total: float | None = None,
         backoff: float = 0.5,
         max_body: int = 32 * 1024 * 1024,
         max_pages: int = 1000,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        hardening.no_core_dumps()  # before the key is kept anywhere
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
         self._headers = {
@@ -68,12 +111,15 @@ class Client:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.retries = retries
-        self.deadline = deadline
+        self.deadline = deadline  # each call: one GET, or every page of a list
+        self.total = total  # everything this client does, from now
+        self._ends = None if total is None else time.monotonic() + total
         self.backoff = backoff
-        self.max_body = max_body
+        self.max_body = max_body  # each call's answers together (every page of a list)
         self.max_pages = max_pages
         self._sleep = sleep
         self._api_key = api_key  # only to mask it in what the platform sends back
+        self._proxies = _proxies(self.base_url)  # every URL we follow is on this origin
         self.requests_made = 0
 
     @property
@@ -81,8 +127,15 @@ class Client:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # Nothing from the environment but what _proxies and _ca_bundle read: no
+            # ~/.netrc (it would replace our Authorization header and send its password).
+            session.trust_env = False
+            session.verify = _ca_bundle()
+            for prefix in ("https://", "http://"):
+                session.mount(prefix, _Adapter())
             session.headers.update(self._headers)
             self._local.session = session
+            self._local.watch = _Watch()
             with self._lock:
                 self._sessions.append(session)
         return session
@@ -110,48 +163,32 @@ class Client:
 
     def get(self, path: str, *, what: str, params: dict[str, Any] | None = None) -> Any:
         """GET a JSON document. ``what`` names the thing for messages ("job Fotxeb")."""
-        url = self.url(path)
-        started = time.monotonic()
-        last_problem = "no answer"
-        for attempt in range(self.retries + 1):
-            remaining = self.deadline - (time.monotonic() - started)
-            if remaining <= 0:
-                break
-            try:
-                status, headers, body = self._attempt(url, params, remaining, started)
-            except _Transient as exc:
-                last_problem = str(exc)
-                if not self._pause(attempt, None, started):
-                    break
-                continue
-            if status in RETRY_STATUSES:
-                last_problem = f"HTTP {status}"
-                if not self._pause(attempt, headers.get("Retry-After"), started):
-                    break
-                continue
-            return self._decode(status, body, what)
-        elapsed = time.monotonic() - started
-        raise PlatformError(
-            f"the platform at {self.base_url} did not answer for {what}: {last_problem} "
-            f"(gave up after {attempt + 1} attempt{'s' if attempt else ''}, {elapsed:.0f} s)",
-            "check your network and https://status.rescale.com, then try again",
-        )
+        return self._get(self.url(path), params, self._call(what))
 
     def paged(
         self, path: str, *, what: str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Items of a paged list, following ``next``; a plain JSON array is accepted too."""
+        """Items of a paged list, following ``next``; a plain JSON array is accepted too.
+        Every page together within one deadline, ``max_body`` and ``max_pages``."""
         url: str | None = self.url(path)
         query: dict[str, Any] | None = {"page_size": PAGE_SIZE, **(params or {})}
         seen: set[str] = set()
+        call = self._call(what)
         while url is not None:
-            if url in seen or len(seen) >= self.max_pages:
+            if url in seen:
                 raise PlatformError(
                     f"the platform's list of {what} does not end (page links loop)",
                     "try again later; report this if it persists",
                 )
+            if len(seen) >= self.max_pages:
+                raise PlatformError(
+                    f"the platform's list of {what} does not end (more than {self.max_pages} "
+                    "pages)",
+                    "try again later; report this if it persists",
+                )
             seen.add(url)
-            body = self.get(url, what=what, params=query)
+            body = self._get(url, query, call)
+            call.pages += 1
             if isinstance(body, list):
                 yield from (item for item in body if isinstance(item, dict))
                 return
@@ -168,49 +205,106 @@ class Client:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _call(self, what: str) -> _Call:
+        now = time.monotonic()
+        ends = now + self.deadline
+        if self._ends is not None:
+            ends = min(ends, self._ends)
+        return _Call(what, now, ends)
+
+    def _get(self, url: str, params: dict[str, Any] | None, call: _Call) -> Any:
+        last_problem = "no answer"
+        attempts = 0
+        for attempt in range(self.retries + 1):
+            if call.remaining() <= 0.01:
+                break
+            attempts += 1
+            try:
+                status, headers, body = self._attempt(url, params, call)
+            except _Transient as exc:
+                last_problem = str(exc)
+                if not self._pause(attempt, None, call):
+                    break
+                continue
+            if status in RETRY_STATUSES:
+                last_problem = f"HTTP {status}"
+                if not self._pause(attempt, headers.get("Retry-After"), call):
+                    break
+                continue
+            call.used += len(body)
+            return self._decode(status, body, call.what)
+        elapsed = time.monotonic() - call.started
+        hint = "check your network and https://status.rescale.com, then try again"
+        pages = f", {call.pages} pages before" if call.pages else ""
+        if not attempts:  # the time ran out before this page (or this call) could be asked
+            raise PlatformError(f"the platform at {self.base_url} did not answer for "
+                                f"{call.what} in time (gave up after {elapsed:.0f} s{pages})",
+                                hint)
+        raise PlatformError(
+            f"the platform at {self.base_url} did not answer for {call.what}: {last_problem} "
+            f"(gave up after {attempts} attempt{'s' if attempts > 1 else ''}, {elapsed:.0f} s"
+            f"{pages})",
+            hint,
+        )
+
     def _attempt(
-        self, url: str, params: dict[str, Any] | None, remaining: float, started: float
+        self, url: str, params: dict[str, Any] | None, call: _Call
     ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
         with self._lock:
             self.requests_made += 1
+        session = self._session
+        watch: _Watch = self._local.watch
+        remaining = max(0.01, call.remaining())
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        # The socket timeouts bound each wait for a byte, not a trickle of them: at the
+        # deadline the watchdog shuts the connection down, which ends any read.
+        watch.fired = False
+        _current.watch = watch
         t0 = time.monotonic()
+        armed = _WATCHDOG.arm(call.ends, watch)
         try:
-            with self._session.get(url, params=params, timeout=timeout, stream=True) as response:
-                body = self._read(response, started)
+            with session.get(url, params=params, timeout=timeout, stream=True,
+                             proxies=self._proxies) as response:
+                body = self._read(response, call)
+                if watch.fired:  # cut at the deadline: what was read may look complete
+                    raise _Transient("timed out")
                 log.debug("GET %s -> %s (%.0f ms, %d bytes)", response.url, response.status_code,
                           (time.monotonic() - t0) * 1000, len(body))
                 return response.status_code, response.headers, body
         except requests.Timeout:
             log.debug("GET %s -> timed out", url)
             raise _Transient("timed out") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             log.debug("GET %s -> %s", url, type(exc).__name__)
-            raise _Transient(_describe(exc)) from None
+            raise _Transient("timed out" if watch.fired else _describe(exc)) from None
+        finally:
+            _WATCHDOG.disarm(armed)
+            _current.watch = None
 
-    def _read(self, response: requests.Response, started: float) -> bytes:
+    def _read(self, response: requests.Response, call: _Call) -> bytes:
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_content(64 * 1024):
             size += len(chunk)
-            if size > self.max_body:
+            if call.used + size > self.max_body:
                 raise PlatformError(
-                    f"the platform's answer is larger than {self.max_body // (1024 * 1024)} MiB",
+                    f"the platform's answer is larger than {_size(self.max_body)} for "
+                    f"{call.what}" + (f" ({call.pages + 1} pages)" if call.pages else ""),
                     "a proxy may be in the way (check --platform); report this if it persists",
                 )
-            if time.monotonic() - started > self.deadline:
+            if call.remaining() <= 0:
                 raise _Transient("the answer arrived too slowly")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _pause(self, attempt: int, retry_after: str | None, started: float) -> bool:
+    def _pause(self, attempt: int, retry_after: str | None, call: _Call) -> bool:
         """Sleep before the next attempt; False when no attempt is left or time is up."""
         if attempt >= self.retries:
             return False
         delay = _parse_retry_after(retry_after)
         if delay is None:
             delay = self.backoff * (2**attempt) * random.uniform(0.75, 1.25)
-        if time.monotonic() - started + delay >= self.deadline:
+        if delay >= call.remaining():
             return False
         self._sleep(delay)
         return True
@@ -238,7 +332,13 @@ class Client:
                 "try again later; report this if it persists",
             )
         try:
-            return json.loads(body)
+            return loads(body)
+        except Hostile as exc:
+            raise PlatformError(
+                f"the platform sent malformed JSON for {what} ({exc})",
+                "report this to Rescale support if it persists; a proxy may be in the way "
+                "(check --platform)",
+            ) from None
         except ValueError:
             raise PlatformError(
                 f"the platform sent a malformed answer for {what} (not JSON)",
@@ -254,16 +354,236 @@ class _Transient(Exception):
     """A failure worth retrying: no connection, reset, timeout, truncated body."""
 
 
+# -- hostile JSON -------------------------------------------------------------------------------
+
+
+class Hostile(ValueError):
+    """JSON that parses, or would, but no platform sends: what is wrong with it."""
+
+
+def loads(body: bytes | str) -> Any:
+    """JSON as the platform may send it. Raises :class:`Hostile` for nesting deeper than
+    :data:`MAX_DEPTH`, a number out of range (or NaN, Infinity), an integer of more than
+    :data:`MAX_DIGITS` digits, or a key given twice in one object (parsers disagree on which
+    one counts: refused rather than guessed); ValueError when it is not JSON."""
+    try:
+        data = json.loads(body, object_pairs_hook=_unique, parse_constant=_constant,
+                          parse_float=_finite, parse_int=_integer)
+    except RecursionError:
+        raise Hostile("nested too deeply") from None
+    if _too_deep(data):
+        raise Hostile(f"nested more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise Hostile(f"the key {validate.shown(key, 40)!r} twice in one object")
+            seen.add(key)
+    return found
+
+
+def _constant(text: str) -> Any:
+    raise Hostile(f"{text}, which is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise Hostile("a number out of range")
+    return value
+
+
+def _integer(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_DIGITS:
+        raise Hostile(f"a number of {digits} digits")
+    return int(text)
+
+
+def _too_deep(data: Any) -> bool:
+    """Level by level, without recursion: deeper than MAX_DEPTH."""
+    level = [data] if isinstance(data, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return True
+        below: list[Any] = []
+        for value in level:
+            children = value.values() if isinstance(value, dict) else value
+            below.extend(child for child in children if isinstance(child, (dict, list)))
+        level = below
+    return False
+
+
+# -- what we take from the environment ----------------------------------------------------------
+
+
+def _proxies(url: str) -> dict[str, str]:
+    """The proxy for ``url`` from HTTPS_PROXY/HTTP_PROXY (either case; lower case wins, as in
+    curl), none when NO_PROXY names its host. ALL_PROXY and other schemes' are not read."""
+    if requests.utils.should_bypass_proxies(url, no_proxy=None):
+        return {}
+    found = urllib.request.getproxies()
+    return {scheme: found[scheme] for scheme in ("http", "https") if found.get(scheme)}
+
+
+def _ca_bundle() -> str | bool:
+    """REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE (a file or a folder), else requests' own."""
+    for variable in CA_BUNDLE_VARIABLES:
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return True
+
+
+# -- deadlines that a trickle of bytes cannot stretch -------------------------------------------
+
+_current = threading.local()  # .watch: the _Watch of the request this thread is making
+
+
+class _Watch:
+    """The connections one thread's session opened. :meth:`expire` (the watchdog, at the
+    attempt's deadline) shuts them down: a read blocked on a socket returns at once, however
+    the bytes trickle. (A TLS handshake, while the socket is not yet the connection's, is
+    bounded by the socket timeout: CPython applies it to the handshake as a whole.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[urllib3.connection.HTTPConnection] = weakref.WeakSet()
+        self.fired = False
+
+    def opened(self, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for connection in list(self._connections):
+                sock = getattr(connection, "sock", None)
+                if sock is None:
+                    continue
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    # The plain socket's shutdown, also under TLS (SSLSocket's own would drop
+                    # its SSL object while another thread reads through it).
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for every deadline of the process (a timer thread per request would cost
+    more than the request): at each armed deadline, the watch's connections are shut down."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[object, tuple[float, _Watch]] = {}
+        self._wakes = math.inf  # when the thread wakes up next
+        self._thread: threading.Thread | None = None
+
+    def arm(self, ends: float, watch: _Watch) -> object:
+        token = object()
+        with self._cond:
+            self._armed[token] = (ends, watch)
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="rescale-ssh deadlines",
+                                                daemon=True)
+                self._wakes = ends
+                self._thread.start()
+            elif ends < self._wakes:
+                self._wakes = ends
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: object) -> None:
+        with self._cond:
+            self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token, (ends, watch) in list(self._armed.items()):
+                    if ends <= now:
+                        del self._armed[token]
+                        watch.expire()
+                self._wakes = min((ends for ends, _ in self._armed.values()), default=math.inf)
+                self._cond.wait(None if self._wakes == math.inf else self._wakes - now)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _opened(connection: urllib3.connection.HTTPConnection) -> None:
+    watch: _Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.opened(connection)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _opened(self)
+        return sock
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _opened(self)
+        return sock
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its connections watched (direct and through an HTTP proxy)."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # not SOCKS: it has pools of its own
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit >= mib else f"{max(1, limit // 1024)} KiB"
+
+
+def _describe(exc: Exception) -> str:
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS error"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "the answer was cut off"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "the proxy failed (check HTTPS_PROXY)"
     if isinstance(exc, requests.ConnectionError):
         text = str(exc)
         if "Read timed out" in text:
@@ -275,6 +595,8 @@ def _describe(exc: requests.RequestException) -> str:
         if "resolve" in text.lower() or "Name or service" in text:
             return "host name not found"
         return "connection failed"
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return "the answer was cut off"
     return type(exc).__name__
 
 
@@ -283,18 +605,18 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return float(value) if len(value) < 12 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())
 
 
 def _detail(body: bytes, secret: str = "") -> str:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = loads(body)
+    except ValueError:  # Hostile too
         return ""
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
         text = data["detail"].replace(secret, "***") if secret else data["detail"]

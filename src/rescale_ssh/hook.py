@@ -212,11 +212,16 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
         with Client(
             settings.platform(),
             settings.api_key(),
+            # One deadline for the whole resolution (every request, page, retry and back-off)
+            # bounds ssh's wait whatever the platform does; a sane cap on pages and bytes.
             deadline=budget,
+            total=budget,
             # Half the budget at most per attempt: a stalled connection leaves time for a retry.
             connect_timeout=min(5.0, budget / 2),
             read_timeout=min(10.0, budget / 2),
             retries=2,
+            max_pages=100,
+            max_body=8 * 1024 * 1024,
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:

@@ -259,9 +259,11 @@ class ClientLimits(TypedDict):
 
 
 def client_limits(default: float) -> ClientLimits:
-    """Time limits for a platform client whose requests must each end within
-    :func:`request_deadline`: an attempt gets at most a third of it, so a stalled one leaves
-    room for retries (60 s: 5 s to connect, 20 s to read, as the client's own defaults)."""
+    """Time limits for a platform client whose calls must each end within
+    :func:`request_deadline`: one request, or a whole list with every one of its pages, their
+    retries and back-off included, however slowly the platform sends its bytes (client.py). An
+    attempt gets at most a third of it, so a stalled one leaves room for retries (60 s: 5 s to
+    connect, 20 s to read, as the client's own defaults)."""
     deadline = request_deadline(default)
     return ClientLimits(deadline=deadline, connect_timeout=min(5.0, deadline / 3),
                         read_timeout=min(20.0, deadline / 3))

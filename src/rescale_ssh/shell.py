@@ -50,7 +50,7 @@ def run(
     if wait:
         from rescale_ssh.cli_common import open_client
 
-        with open_client(settings) as client:
+        with open_client(settings, polling=True) as client:
             waiter(client, job, timeout)
     try:
         where = hosts.locate(settings, job)
