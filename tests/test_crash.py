@@ -162,7 +162,7 @@ def test_sigkill_at_random_points_leaves_the_old_or_the_new_file(
         most_temps = max(most_temps, len(left))
         for temp in left:  # only ever a dead writer's
             pid = int(temp.name.split(".")[2])
-            assert pid == child.pid or not configfile._alive(pid)
+            assert pid == child.pid or not configfile.alive(pid)
     # The next write cleans up, and the lock of the last one killed did not stay held.
     started = time.monotonic()
     hosts.add(chosen, Target("After1", "u", "127.0.0.1", 22, "/enc/u/work"))

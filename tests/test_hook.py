@@ -490,6 +490,20 @@ def test_a_marker_left_by_a_dead_sweeper_expires_anyway(
     assert platform.count("/api/v2/jobs/Dead1/instances/") == asked + 1
 
 
+def test_a_marker_file_that_cannot_be_touched_falls_through_to_the_hook(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    """`: >file` is a special builtin: a redirect that fails ends the whole script (dash,
+    bash as sh, busybox), and ssh said only "Could not resolve hostname" (a full inode quota,
+    a read-only home, a .now root made)."""
+    platform.add_job("Touch1", host="203.0.113.7")
+    assert ssh_config_of(str(installed), "rescale-Touch1")["hostname"] == ["203.0.113.7"]
+    now = state_dir(isolated_home) / "live" / ".now"
+    now.unlink(missing_ok=True)
+    now.mkdir()  # no redirect into it can succeed
+    assert ssh_config_of(str(installed), "rescale-Touch1")["hostname"] == ["203.0.113.7"]
+
+
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,
                                        sshd: SSHServer) -> None:
     head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,

@@ -244,3 +244,20 @@ def test_a_home_writable_by_the_users_own_group_only_is_fine(world: World) -> No
     os.chown(above, 0, world.gid)  # another group (nogroup) may write there: refused
     found = ownership.problems(str(state), 0)
     assert [p.path for p in found] == [str(above)], found
+
+
+def test_a_link_on_the_path_in_a_folder_others_can_write_is_refused(world: World) -> None:
+    """Only the resolved path's folders were checked; ssh uses the path as written, and a
+    link on it that sits in a folder others can write can be swapped for theirs."""
+    from rescale_ssh import ownership
+
+    real = world.base / "real"
+    (real / "state" / "rescale-ssh").mkdir(parents=True, mode=0o700)
+    real.chmod(0o755)
+    shared = world.base / "shared2"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / "local").symlink_to(real)
+    found = ownership.problems(str(shared / "local" / "state" / "rescale-ssh"), 0)
+    assert [p.path for p in found] == [str(shared)], found
+    assert ownership.problems(str(real / "state" / "rescale-ssh"), 0) == []

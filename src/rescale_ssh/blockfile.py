@@ -120,11 +120,8 @@ def _mark(conf: HookConf, job: str, entry: Entry, now: float) -> None:
     # touches): a sweeper that died, or a reboot, cannot keep a job on the warm path.
     until = now + fresh_for(conf) - GRACE
     for name in names:
-        path = os.path.join(folder, name)
-        if not os.path.exists(path):
-            store.ensure_dir(folder)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.utime(path, (until, until))
+        # One lstat when it is there; never made or touched through a link.
+        store.mark(os.path.join(folder, name), until)
 
 
 def _unmark(conf: HookConf, job: str) -> None:
@@ -218,22 +215,16 @@ def sweep_later(conf: HookConf) -> None:
     """
     if not hasattr(os, "fork"):
         return
-    import fcntl
-
-    lock = os.path.join(conf.state_dir, "locks", "sweeper")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)  # a sweeper is at work: it sees the new entries when it wakes
-        return
+    lock = store.Locked(os.path.join(conf.state_dir, "locks", "sweeper"), timeout=0.0)
+    if not lock.__enter__():
+        return  # a sweeper is at work: it sees the new entries when it wakes
     try:
         child = os.fork()
     except OSError:  # no process to spare: the next hook run prunes instead
-        os.close(fd)
+        lock.release()
         return
     if child:
-        os.close(fd)  # the lock stays with the sweeper's copy of the descriptor
+        lock.detach()  # the lock stays with the sweeper (its copy of the descriptor, or claim)
         os.waitpid(child, 0)
         return
     try:  # the first child: detach, then leave the work to a grandchild init adopts
@@ -241,10 +232,18 @@ def sweep_later(conf: HookConf) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for stream in (0, 1, 2):
             os.dup2(null, stream)
-        os.closerange(3, fd)
-        os.closerange(fd + 1, 65536)
+        fd = lock.fd  # -1 when a lock file stands in for flock (store.Locked)
+        if fd < 0:
+            os.closerange(3, 65536)
+        else:
+            os.closerange(3, fd)
+            os.closerange(fd + 1, 65536)
         if os.fork() == 0:
-            _sweep(conf)
+            lock.adopt()
+            try:
+                _sweep(conf)
+            finally:
+                lock.release()
     finally:
         os._exit(0)
 

@@ -90,7 +90,8 @@ def main(
                             format=f"{PROG}: debug: %(message)s")
     ctx.obj = Settings(ssh_config_flag=ssh_config, platform_flag=platform,
                        profile_flag=profile, identity_flag=identity)
-    if ctx.invoked_subcommand not in (None, "hook", "proxy") and "--help" not in sys.argv:
+    asks_help = bool({"--help", "-h"} & set(sys.argv))
+    if ctx.invoked_subcommand not in (None, "hook", "proxy") and not asks_help:
         from rescale_ssh.cli_common import guard
 
         guard(ctx.obj, ctx.invoked_subcommand)

@@ -108,7 +108,7 @@ def guard(settings: Settings, command: str | None) -> None:
             f"({settings.ssh_config}): what root writes there would be root's, and that "
             "user's ssh would stop at it",
             "run rescale-ssh as that user, without sudo (or `sudo -u USER -H rescale-ssh ...`)")
-    if command == "uninstall":
+    if command in ("uninstall", "login", "logout"):  # these do not use the state folder
         return
     found = ownership.problems(state)
     if found:

@@ -22,13 +22,13 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rescale_ssh import exchange, paths
 from rescale_ssh.errors import ConfigError, ReadOnlyConfigError
+from rescale_ssh.store import alive
 
 LOCK_TIMEOUT = 30.0
 _RETRIES = 5
@@ -66,27 +66,28 @@ def read_bytes(path: Path) -> bytes | None:
 
 
 def lock_file(path: Path | str, state_dir: str) -> str:
-    """The lock of the config ``path``: a flock(2) on this file (filelock takes the same), so
-    the hook can hold it too when it rewrites the included file."""
+    """The lock of the config ``path``, for store.Locked (a flock(2) on this file, or the lock
+    file that stands in for it), so the hook can hold it too when it rewrites the included
+    file."""
     digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:24]
     return os.path.join(state_dir, "locks", f"{digest}.lock")
 
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """An inter-process lock for ``path``, kept in the tool's state folder (not in ~/.ssh)."""
-    from filelock import FileLock, Timeout
+    """An inter-process lock for ``path``, kept in the tool's state folder (not in ~/.ssh).
+    store.Locked, as the hook takes it: works without flock too (NFS), never follows a link,
+    and says why when it cannot lock at all (ConfigError)."""
+    from rescale_ssh import store
 
     paths.private_dir(paths.state_dir() / "locks")
-    lock = FileLock(lock_file(path, str(paths.state_dir())), timeout=LOCK_TIMEOUT, mode=0o600)
-    try:
-        with lock:
-            yield
-    except Timeout:
-        raise ConfigError(
-            f"another rescale-ssh is still changing {path} after {LOCK_TIMEOUT:.0f} s",
-            "wait for it to finish, then run the command again",
-        ) from None
+    with store.Locked(lock_file(path, str(paths.state_dir())), LOCK_TIMEOUT) as got:
+        if not got:
+            raise ConfigError(
+                f"another rescale-ssh is still changing {path} after {LOCK_TIMEOUT:.0f} s",
+                "wait for it to finish, then run the command again",
+            )
+        yield
 
 
 def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = False,
@@ -388,22 +389,12 @@ def remove_stale_temps(target: Path) -> list[str]:
         if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
             continue
         pid = name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
             os.unlink(target.parent / name)
             removed.append(name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process (EPERM): alive
-    return True
 
 
 def _swap_in(path: Path, snap: Snapshot, data: bytes
@@ -478,8 +469,12 @@ def _swap_back(tmp: str, target: Path, unwanted: int) -> None:
 
 
 def _temp(target: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None) -> str:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
-                                    dir=target.parent)
+    """A new temp file next to ``target`` holding ``data``: made with O_EXCL|O_NOFOLLOW under
+    a random name (store.create_temp), so nothing planted there is ever written through."""
+    from rescale_ssh import store
+
+    fd, tmp_name = store.create_temp(str(target.parent), f".{target.name}.{os.getpid()}.",
+                                     TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)

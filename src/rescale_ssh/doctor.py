@@ -287,9 +287,10 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
         report.add("hook", FAIL, f"the hook's program does not run: {shown}",
                    "reinstall rescale-ssh if needed, then `rescale-ssh install`")
         return
-    if trouble:
+    refused = ownership.problems(state, records=False)  # what the hook itself checks
+    if refused:
         report.add("hook", FAIL, f"the hook refuses to run from {state} while the state "
-                   "folder check fails", trouble[0].fix)
+                   "folder check fails", refused[0].fix)
         return
     report.add("hook", PASS, "the hook is installed and its program runs: "
                "`ssh rescale-<any job>` works")

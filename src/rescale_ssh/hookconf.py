@@ -135,13 +135,16 @@ class HookConf:
             "fi\n"
             'if [ -n "$broken" ]; then  # ssh reads fresh.conf next: make it say why\n'
             '  rm -rf "$state/live" 2>/dev/null\n'
-            f'  cp -f "$state/{EXPLAINER_FILE}" "$state/.fresh.$$" 2>/dev/null &&'
+            # set -C: the temp file is made anew (O_EXCL), never written through a link.
+            f'  (set -C; cat "$state/{EXPLAINER_FILE}" >"$state/.fresh.$$") 2>/dev/null &&'
             ' mv -f "$state/.fresh.$$" "$state/fresh.conf" 2>/dev/null && exit 0\n'
             "  exit 1\n"
             "fi\n"
             # A marker counts until the time it carries as its mtime (blockfile._mark): touched
             # now, .now is older than a marker still current, whoever sweeps or not.
-            '[ -e "$state/live/$1" ] && { : >"$state/live/.now"; } 2>/dev/null &&'
+            '[ -e "$state/live/$1" ] && [ ! -h "$state/live/.now" ] &&'
+            # true, not ":": a failed redirect on a special builtin ends the whole script.
+            ' { true >"$state/live/.now"; } 2>/dev/null &&'
             ' [ "$state/live/$1" -nt "$state/live/.now" ] && [ -e "$state/fresh.conf" ] && exit 0\n'
             f'exec {command(self.program, tokens=False)} hook --state "$state" "$1"\n'
         )

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rescale_ssh import configfile, store
+from rescale_ssh.errors import ConfigError
 
 
 def _names(line: bytes) -> set[bytes]:
@@ -60,15 +61,26 @@ def without(data: bytes, aliases: Iterable[str]) -> bytes:
 
 def ensure(path: Path) -> None:
     """Create the file empty, mode 0600, when missing: ssh would create it with the umask's
-    mode (fopen "a" in hostfile.c) the first time it accepts a host key."""
+    mode (fopen "a" in hostfile.c) the first time it accepts a host key. A link there is
+    refused: ssh would add host keys to whatever it points at."""
     store.ensure_dir(str(path.parent))
+    _not_a_link(path)
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(path, store.NOFOLLOW | os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _not_a_link(path: Path) -> None:
+    """The tool's known_hosts is its own file, never a link (configfile.update, below, writes
+    through links: right for the user's ssh config, not here)."""
+    if os.path.islink(path):
+        raise ConfigError(f"{path} is a symbolic link (rescale-ssh never makes one there)",
+                          f"remove it (`rm {path}`), then run `rescale-ssh install` again")
 
 
 def forget(path: Path, aliases: Iterable[str], *, dry_run: bool = False) -> int:
     """Remove every key recorded for ``aliases``; returns how many lines were dropped."""
     aliases = list(aliases)
+    _not_a_link(path)
     if configfile.read_bytes(path) is None:
         return 0
     change = configfile.update(path, lambda data: without(data, aliases), dry_run=dry_run)

@@ -79,32 +79,50 @@ def entry_problem(path: str, uid: int, *, inside_ours: bool) -> Problem | None:
     return None
 
 
+def _above(state_dir: str) -> list[str]:
+    """The folders above the state folder, both as written (ssh uses that path: a link on it
+    sits in a folder that must be safe too) and as resolved."""
+    folders: list[str] = []
+    for start in (os.path.abspath(state_dir), os.path.realpath(state_dir)):
+        folder = os.path.dirname(start)
+        while folder not in folders:
+            folders.append(folder)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return folders
+
+
 def parent_problem(state_dir: str, uid: int) -> Problem | None:
     """A folder above the state folder that someone else could use to swap ours."""
-    folder = os.path.dirname(os.path.realpath(state_dir))
-    while True:
-        try:
-            st = os.stat(folder)
-        except OSError:
-            return None
-        sticky = bool(st.st_mode & stat.S_ISVTX)
-        if _private_group(st, uid) and not st.st_mode & stat.S_IWOTH:
-            sticky = True  # group-writable by the user's own group (user private groups)
-        if st.st_uid not in (uid, 0):
-            return Problem(folder, f"(above the state folder {state_dir}) is owned by "
-                           f"{_who(st.st_uid)}: that user can replace what ssh runs for you",
-                           "set XDG_STATE_HOME to a folder of your own, then run "
-                           "`rescale-ssh install` again")
-        if _writable_by_others(st) and not sticky:
-            return Problem(folder, f"(above the state folder {state_dir}) is writable by "
-                           f"group or others (mode {stat.S_IMODE(st.st_mode):04o}): they can "
-                           "replace what ssh runs for you",
-                           f"run `chmod go-w {folder}`, or set XDG_STATE_HOME to a folder of "
-                           "your own")
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
+    for folder in _above(state_dir):
+        found = _folder_problem(folder, state_dir, uid)
+        if found is not None:
+            return found
+    return None
+
+
+def _folder_problem(folder: str, state_dir: str, uid: int) -> Problem | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    sticky = bool(st.st_mode & stat.S_ISVTX)
+    if _private_group(st, uid) and not st.st_mode & stat.S_IWOTH:
+        sticky = True  # group-writable by the user's own group (user private groups)
+    if st.st_uid not in (uid, 0):
+        return Problem(folder, f"(above the state folder {state_dir}) is owned by "
+                       f"{_who(st.st_uid)}: that user can replace what ssh runs for you",
+                       "set XDG_STATE_HOME to a folder of your own, then run "
+                       "`rescale-ssh install` again")
+    if _writable_by_others(st) and not sticky:
+        return Problem(folder, f"(above the state folder {state_dir}) is writable by "
+                       f"group or others (mode {stat.S_IMODE(st.st_mode):04o}): they can "
+                       "replace what ssh runs for you",
+                       f"run `chmod go-w {folder}`, or set XDG_STATE_HOME to a folder of "
+                       "your own")
+    return None
 
 
 def problems(state_dir: str, uid: int | None = None, *, records: bool = True
@@ -157,8 +175,12 @@ def _private_group(st: os.stat_result, uid: int) -> bool:
         group = grp.getgrgid(st.st_gid)
     except (ImportError, KeyError):
         return False
-    return st.st_gid == user.pw_gid and group.gr_name == user.pw_name and \
-        not [member for member in group.gr_mem if member != user.pw_name]
+    if st.st_gid != user.pw_gid or group.gr_name != user.pw_name or \
+            [member for member in group.gr_mem if member != user.pw_name]:
+        return False
+    # An account whose primary group it is is not listed in gr_mem (useradd -g alice svc).
+    return not any(entry.pw_gid == st.st_gid and entry.pw_uid != uid
+                   for entry in pwd.getpwall())
 
 
 def _link_is_ours(path: str, uid: int) -> bool:
