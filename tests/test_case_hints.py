@@ -42,3 +42,12 @@ def test_the_hook_names_it_where_ssh_shows_it(cli: Cli, platform: FakePlatform,
     assert result.returncode == 255
     assert "did you mean rescale-Ptczhb? Job IDs are case-sensitive" in result.stderr, \
         result.stderr
+
+
+def test_a_live_job_on_the_platform_is_named_too(cli: Cli, platform: FakePlatform) -> None:
+    """Known neither as a block nor through the hook: the live list names it (one request,
+    on this error only)."""
+    platform.add_job("Qwerty")
+    result = cli("add", "qwerty", expect=5)
+    assert "hint: did you mean rescale-Qwerty? Job IDs are case-sensitive" in result.stderr
+    assert result.stderr.count("did you mean") == 1

@@ -34,6 +34,8 @@ def suggestion(job: str, jobs: list[str]) -> str | None:
 
 def hint(job: str, state_dir: str, fallback: str | None) -> str | None:
     """The hint for 'job not found': a job known here by another case first."""
+    if fallback and fallback.startswith("did you mean"):
+        return fallback  # the platform's live list named one already
     try:
         found = suggestion(job, known(state_dir))
     except OSError:

@@ -82,7 +82,21 @@ def plan(client: Client, job: str) -> Resolution:
         return _plan(client, job)
     except NotFoundError as error:
         error.job = error.job or job
+        error.hint = _live_case_hint(client, job, error.hint)
         raise
+
+
+def _live_case_hint(client: Client, job: str, hint: str | None) -> str | None:
+    """A live job whose ID differs only in case (one more request, on this error only)."""
+    from rescale_ssh import caseless, joblist
+
+    try:
+        found = caseless.suggestion(job, joblist.live_ids(client))
+    except RescaleSSHError:
+        found = None
+    if found is None:
+        return hint
+    return f"{found} ({hint})" if hint else found
 
 
 def _plan(client: Client, job: str) -> Resolution:
