@@ -504,6 +504,25 @@ def test_a_marker_file_that_cannot_be_touched_falls_through_to_the_hook(
     assert ssh_config_of(str(installed), "rescale-Touch1")["hostname"] == ["203.0.113.7"]
 
 
+def test_the_script_an_earlier_version_wrote_is_replaced_on_the_first_hook_run(
+    installed: Path, platform: FakePlatform, isolated_home: Path
+) -> None:
+    """After an upgrade the old script, which honoured a marker however old, stayed until a
+    command wrote the section again."""
+    from rescale_ssh import hookconf
+
+    state = state_dir(isolated_home)
+    script = state / "hook"
+    wanted = script.read_text()
+    old = wanted.replace('[ ! -h "$state/live/.now" ] &&', "")
+    assert old != wanted
+    script.write_text(old)
+    platform.add_job("Upg1", host="203.0.113.7")
+    assert ssh_config_of(str(installed), "rescale-Upg1")["hostname"] == ["203.0.113.7"]
+    assert script.read_text() == wanted == hookconf.load(str(state)).script_text()
+    assert script.stat().st_mode & 0o777 == 0o700
+
+
 def test_a_worker_of_a_job_never_added(installed: Path, platform: FakePlatform,
                                        sshd: SSHServer) -> None:
     head = {"role": "MPI_MASTER", "publicIp": sshd.host, "sshPort": sshd.port,
