@@ -120,3 +120,16 @@ def test_version_and_help(cli: Cli) -> None:
     for command in ("add", "remove", "list", "path"):
         out = cli(command, "--help").stdout
         assert "Example:" in out, command
+
+
+def test_internal_commands_are_hidden_and_answer_help(cli: Cli) -> None:
+    """Issue 15: `hook` and `proxy` were listed in the top-level help, and `hook --help`
+    failed (`invalid job ID ... '--help'`)."""
+    listed = cli("--help").stdout
+    assert not [line for line in listed.splitlines()
+                if line.strip().split(" ")[0] in ("hook", "proxy")]
+    for command in ("hook", "proxy"):
+        for flag in ("--help", "-h"):
+            result = cli(command, flag)
+            assert result.stdout.startswith(f"Usage: rescale-ssh {command}"), result
+            assert result.stderr == ""

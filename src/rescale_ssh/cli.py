@@ -308,7 +308,15 @@ _PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
                 "help_option_names": []}
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def _internal_help(ctx: typer.Context) -> None:
+    """`hook --help`, `proxy -h`: their own help (they take ssh's arguments as they come, so
+    Click's help option is off), instead of "invalid job ID '--help'"."""
+    if list(ctx.args) in (["--help"], ["-h"]):
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False, hidden=True)
 def hook(ctx: typer.Context) -> None:
     """Make rescale-ALIAS resolvable in this ssh run (called by ssh from `Match exec`).
 
@@ -317,12 +325,13 @@ def hook(ctx: typer.Context) -> None:
 
     Example: ssh -G rescale-Fotxeb (runs it)
     """
+    _internal_help(ctx)
     from rescale_ssh.hook import main as hook_main
 
     raise typer.Exit(hook_main(list(ctx.args)))
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False, hidden=True)
 def proxy(ctx: typer.Context) -> None:
     """Connect to HOST PORT and hand the socket to ssh (ProxyCommand, ProxyUseFdpass yes).
 
@@ -331,6 +340,7 @@ def proxy(ctx: typer.Context) -> None:
 
     Example: ProxyCommand rescale-ssh proxy --wait 300 %h %p
     """
+    _internal_help(ctx)
     from rescale_ssh.proxy import main as proxy_main
 
     raise typer.Exit(proxy_main(list(ctx.args)))

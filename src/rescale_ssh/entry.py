@@ -11,11 +11,12 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "hook":
+    asks_help = args[1:] in (["--help"], ["-h"])  # the CLI prints their help (cli.py)
+    if args and args[0] == "hook" and not asks_help:
         from rescale_ssh.hook import main as hook_main
 
         return hook_main(args[1:])
-    if args and args[0] == "proxy":
+    if args and args[0] == "proxy" and not asks_help:
         from rescale_ssh.proxy import main as proxy_main
 
         return proxy_main(args[1:])
