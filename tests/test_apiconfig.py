@@ -440,3 +440,19 @@ def test_the_hook_reads_the_file_rescale_config_file_named_at_install(
     cli("install", "--yes")
     text = (paths.state_dir() / "hook.conf").read_text()
     assert "apiconfig=" not in text
+
+
+def test_a_rejected_key_names_the_profile_it_came_from(
+    cli: Cli, profile_only: FakePlatform, isolated_home: Path
+) -> None:
+    """Issue 15: every 401 names the real source of the key (profile and file, or the
+    variable), and a hint that can help from there."""
+    platform = profile_only
+    path = write(default_path(isolated_home),
+                 f"[default]\napibaseurl = {platform.base_url}\napikey = {WRONG_KEY}\n")
+    platform.add_job("Fotxeb")
+    lines = clean(cli("add", "Fotxeb", expect=4), WRONG_KEY).stderr.splitlines()
+    assert lines == [
+        f"rescale-ssh: error: the platform rejected the API key from profile [default] of {path}",
+        f"hint: run `rescale-ssh login` (it replaces the key in profile [default] of {path}), "
+        "or set RESCALE_API_KEY"]

@@ -98,9 +98,11 @@ def test_bad_key_exits_4_with_the_login_hint(cli: Cli, platform: FakePlatform,
     monkeypatch.setenv("RESCALE_API_KEY", WRONG_KEY)
     result = clean(cli("add", "Fotxeb", expect=4), WRONG_KEY, platform.api_key)
     lines = result.stderr.splitlines()
-    assert lines[0] == "rescale-ssh: error: the platform rejected the API key"
-    assert lines[1].startswith("hint:")
-    assert "rescale-ssh login" in lines[1]
+    # Issue 15: with RESCALE_API_KEY set, `login` cannot help; the message names the source.
+    assert lines[0] == "rescale-ssh: error: the platform rejected the API key from " \
+        "RESCALE_API_KEY"
+    assert lines[1].startswith("hint: RESCALE_API_KEY wins over any stored key")
+    assert "`rescale-ssh login` cannot help while it is set" in lines[1]
     assert platform.count() == 1, "a rejected key is not retried"
 
 

@@ -125,12 +125,13 @@ def open_client(settings: Settings, *, polling: bool = False) -> Client:
     """A platform client for the chosen platform and key (imports requests only now). Its
     calls all end within :data:`WHOLE_COMMAND` deadlines, however the platform behaves;
     ``polling`` (``wait``, ``--wait``: bounded by their own --timeout) has no such limit."""
+    from rescale_ssh.account import key_source
     from rescale_ssh.client import Client
     from rescale_ssh.settings import client_limits, request_deadline
 
     total = None if polling else WHOLE_COMMAND * request_deadline(60.0)
     return Client(settings.platform(), settings.api_key(), total=total,
-                  **client_limits(60.0))
+                  key_source=key_source(settings)[0], **client_limits(60.0))
 
 
 def confirm(diff: str, question: str, *, yes: bool) -> bool:

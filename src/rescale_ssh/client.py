@@ -94,8 +94,11 @@ class Client:
         max_body: int = 32 * 1024 * 1024,
         max_pages: int = 1000,
         sleep: Callable[[float], None] = time.sleep,
+        key_source: str | None = None,
     ) -> None:
         hardening.no_core_dumps()  # before the key is kept anywhere
+        # Where the key came from (RESCALE_API_KEY, or a profile of a file): a 401 names it.
+        self.key_source = key_source
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
         self._headers = {
@@ -311,10 +314,7 @@ class Client:
 
     def _decode(self, status: int, body: bytes, what: str) -> Any:
         if status == 401:
-            raise AuthError(
-                "the platform rejected the API key",
-                "run `rescale-ssh login` or set RESCALE_API_KEY",
-            )
+            raise AuthError(*rejected(self.key_source))
         if status == 403:
             detail = self._detail(body) or "permission denied"
             raise AuthError(
@@ -622,3 +622,17 @@ def _detail(body: bytes, secret: str = "") -> str:
         text = data["detail"].replace(secret, "***") if secret else data["detail"]
         return validate.shown(text, 200)
     return ""
+
+
+def rejected(source: str | None) -> tuple[str, str]:
+    """The message and hint of a 401, naming where the rejected key came from: with
+    RESCALE_API_KEY set, `login` cannot help (the variable wins over any stored key)."""
+    if source == "RESCALE_API_KEY":
+        return ("the platform rejected the API key from RESCALE_API_KEY",
+                "RESCALE_API_KEY wins over any stored key: set it to a current key (Settings → "
+                "API in the web UI) or unset it; `rescale-ssh login` cannot help while it is set")
+    if source:
+        return (f"the platform rejected the API key from {source}",
+                f"run `rescale-ssh login` (it replaces the key in {source}), or set "
+                "RESCALE_API_KEY")
+    return ("the platform rejected the API key", "run `rescale-ssh login` or set RESCALE_API_KEY")

@@ -211,6 +211,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
                      reason=f"no time left to resolve job {job}", hint="try again")
     enable_site_packages()
     from rescale_ssh import validate
+    from rescale_ssh.account import key_source
     from rescale_ssh.client import Client
     from rescale_ssh.resolver import resolve as resolve_job
     from rescale_ssh.settings import Settings, normalize_platform
@@ -237,6 +238,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
             retries=2,
             max_pages=100,
             max_body=8 * 1024 * 1024,
+            key_source=key_source(settings)[0],
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:
