@@ -29,7 +29,7 @@ import os
 import time
 
 from rescale_ssh import hostblock, jobcache, store
-from rescale_ssh.errors import InvalidValueError
+from rescale_ssh.errors import InvalidValueError, RescaleSSHError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.hostblock import HostEntry
 from rescale_ssh.jobcache import FAILED, OK, Entry
@@ -95,6 +95,7 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
         _mark(conf, job, entry, written)  # a marker lasts as long as the block it points at
         return
     with store.Locked(_lock(conf), timeout=max(conf.timeout, 1.0)):
+        _current_script(conf)
         if not hosts_current:
             _write_hosts(conf, changed={job: entry})
         # Stale entries are the sweeper's to drop (markers first): not where there is none.
@@ -102,6 +103,20 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
         _write_fresh(conf, add=job, entry=entry, drop=stale)
         _mark(conf, job, entry, now)
     sweep_later(conf)
+
+
+def _current_script(conf: HookConf) -> None:
+    """The script ssh runs, as this version writes it: after an upgrade, the one an earlier
+    version wrote (which honoured a marker however old) is replaced the first time the hook
+    writes a block, not only by the next command that writes the section."""
+    try:
+        with open(conf.script_file, encoding="utf-8") as handle:
+            text = handle.read(64 * 1024)
+        wanted = conf.script_text()
+        if text != wanted:
+            store.write_atomic(conf.script_file, wanted, mode=0o700)
+    except (OSError, UnicodeDecodeError, RescaleSSHError):
+        pass  # the hook still runs; `rescale-ssh install` (or doctor) deals with the script
 
 
 def _mark(conf: HookConf, job: str, entry: Entry, now: float) -> None:

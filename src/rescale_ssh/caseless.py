@@ -32,14 +32,21 @@ def suggestion(job: str, jobs: list[str]) -> str | None:
     return f"did you mean {names}? Job IDs are case-sensitive"
 
 
+def with_hint(job: str, jobs: list[str], fallback: str | None) -> str | None:
+    """``fallback`` (the hint for 'job not found'), led by a job of ``jobs`` that differs
+    only in case, when there is one."""
+    found = suggestion(job, jobs)
+    if found is None:
+        return fallback
+    return f"{found} ({fallback})" if fallback else found
+
+
 def hint(job: str, state_dir: str, fallback: str | None) -> str | None:
     """The hint for 'job not found': a job known here by another case first."""
     if fallback and fallback.startswith("did you mean"):
         return fallback  # the platform's live list named one already
     try:
-        found = suggestion(job, known(state_dir))
+        jobs = known(state_dir)
     except OSError:
-        found = None
-    if found is None:
-        return fallback
-    return f"{found} ({fallback})" if fallback else found
+        jobs = []
+    return with_hint(job, jobs, fallback)

@@ -70,7 +70,11 @@ class AuthError(RescaleSSHError):
 
 class NotFoundError(RescaleSSHError):
     exit_code = ExitCode.NOT_FOUND
-    job: str | None = None  # the job the platform does not know (caseless.py hints at it)
+
+    def __init__(self, message: str, hint: str | None = None, *, job: str | None = None
+                 ) -> None:
+        super().__init__(message, hint)
+        self.job = job  # the job not found (caseless.py: one known in another case is named)
 
 
 class PlatformError(RescaleSSHError):

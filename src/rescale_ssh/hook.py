@@ -54,7 +54,6 @@ def main(argv: list[str]) -> int:
             state_dir = str(paths.state_dir())
         trusted(state_dir)
         conf = hookconf.load(state_dir)
-        current_script(conf)
         try:
             job = job_from_alias(args[0], source="the ssh command line")
         except InvalidValueError:
@@ -81,20 +80,6 @@ def main(argv: list[str]) -> int:
               f"{exc.strerror or exc}", file=sys.stderr)
         return ExitCode.CONFIG
     return 0
-
-
-def current_script(conf: HookConf) -> None:
-    """The script ssh runs, as this version writes it: after an upgrade, the one an earlier
-    version wrote (which honoured a marker however old) is replaced on the first hook run,
-    not only by the next command that writes the section."""
-    try:
-        with open(conf.script_file, encoding="utf-8") as handle:
-            text = handle.read(64 * 1024)
-        wanted = conf.script_text()
-        if text != wanted:
-            store.write_atomic(conf.script_file, wanted, mode=0o700)
-    except (OSError, UnicodeDecodeError, RescaleSSHError):
-        pass  # the hook still runs; `rescale-ssh install` (or doctor) deals with the script
 
 
 def trusted(state_dir: str, record: str | None = None) -> None:

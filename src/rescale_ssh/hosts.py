@@ -44,11 +44,10 @@ def find(settings: Settings, job: str) -> HostEntry:
     for entry in entries(settings):
         if entry.job == job:
             return entry
-    missing = NotFoundError(
-        f"no host for job {job} in {settings.ssh_config}", f"run `rescale-ssh add {job}`"
+    raise NotFoundError(
+        f"no host for job {job} in {settings.ssh_config}", f"run `rescale-ssh add {job}`",
+        job=job,
     )
-    missing.job = job
-    raise missing
 
 
 
@@ -127,12 +126,10 @@ def locate(settings: Settings, job: str) -> Where:
         if cached.target is not None:
             return Where(alias_for(job), cached.target.workdir, static=False)
         raise NotFoundError(cached.reason, cached.hint or None)
-    missing = NotFoundError(
+    raise NotFoundError(
         f"no host for job {job} in {path}",
-        f"run `rescale-ssh add {job}`, or `rescale-ssh install` for every job",
+        f"run `rescale-ssh add {job}`, or `rescale-ssh install` for every job", job=job,
     )
-    missing.job = job
-    raise missing
 
 
 def remote_path(alias: str, workdir: str, subpath: str | None) -> str:

@@ -95,9 +95,8 @@ def cluster_up(cluster: object | None) -> bool:
 def may_accept_ssh(job: object, cluster: object | None) -> bool:
     """From the statuses alone, whether the job's cluster may be up now: its cluster says it
     is started and the job is running or has ended (a user may turn automatic termination
-    off), or the
-    job is running and its cluster (when the platform says) is neither down nor not started.
-    The instances list decides the rest."""
+    off), or the job is running and its cluster (when the platform says) is neither down nor
+    not started. The instances list decides the rest."""
     if cluster_up(cluster) and job_phase(job) in (RUNNING, STOPPING, FINAL):
         return True  # an unknown word stays "not ready", whatever the cluster says
     if cluster is not None and cluster_phase(cluster) in (DOWN, NOT_UP):
@@ -107,8 +106,7 @@ def may_accept_ssh(job: object, cluster: object | None) -> bool:
 
 def gone_for_good(job: object, cluster: object | None) -> bool:
     """The job has ended and its cluster is not up: waiting will not bring SSH back."""
-    return has_ended(job) and not cluster_up(cluster) and \
-        cluster_phase(cluster) != STARTING
+    return has_ended(job) and cluster_phase(cluster) not in (UP, STARTING)
 
 
 def when(entry: dict[str, Any]) -> dt.datetime | None:

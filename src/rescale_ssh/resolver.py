@@ -91,12 +91,10 @@ def _live_case_hint(client: Client, job: str, hint: str | None) -> str | None:
     from rescale_ssh import caseless, joblist
 
     try:
-        found = caseless.suggestion(job, joblist.live_ids(client))
+        live = joblist.live_ids(client)
     except RescaleSSHError:
-        found = None
-    if found is None:
-        return hint
-    return f"{found} ({hint})" if hint else found
+        live = []
+    return caseless.with_hint(job, live, hint)
 
 
 def _plan(client: Client, job: str) -> Resolution:
