@@ -568,3 +568,47 @@ def test_records_of_jobs_unused_for_a_week_are_cleared(
     assert names == ["New1", "Recent1"]
     fresh = (state / "fresh.conf").read_text()
     assert "job=Old1" not in fresh and "job=New1" in fresh
+
+
+@pytest.mark.parametrize("change", ["env key", "login", "platform", "profile"])
+def test_a_remembered_failure_goes_as_soon_as_its_cause_changes(
+    change: str, cli: Cli, ssh_config: Path, platform: FakePlatform, sshd: SSHServer,
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15, finding 5: a failure was replayed for failure_ttl (10 s) even after its cause
+    was fixed. It is tied to the platform, the API key and the profile files it was read with:
+    the same circumstances replay it (no request), changed ones resolve the job at once."""
+    add_job_for(platform, sshd, "Job1")
+    apiconfig = isolated_home / ".config" / "rescale" / "apiconfig"
+    apiconfig.parent.mkdir(parents=True)
+    if change == "env key":
+        monkeypatch.setenv("RESCALE_API_KEY", "wrong-key")
+    elif change == "login":
+        monkeypatch.delenv("RESCALE_API_KEY")
+        apiconfig.write_text("[default]\napikey = wrong-key\n")
+        apiconfig.chmod(0o600)
+    elif change == "platform":
+        monkeypatch.setenv("RESCALE_API_URL", f"http://127.0.0.1:{free_port()}")
+    else:
+        monkeypatch.delenv("RESCALE_API_KEY")
+        apiconfig.write_text("[default]\napikey = wrong-key\n"
+                             f"[work]\napikey = {platform.api_key}\n")
+        apiconfig.chmod(0o600)
+    cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
+    first = ssh(ssh_config, "rescale-Job1", "true")
+    assert first.returncode == 255 and "rescale-ssh" in first.stderr, first.stderr
+    asked = platform.count()
+    again = ssh(ssh_config, "rescale-Job1", "true")
+    assert again.returncode == 255 and platform.count() == asked  # replayed, no request
+    if change == "env key":
+        monkeypatch.setenv("RESCALE_API_KEY", platform.api_key)
+    elif change == "login":  # what `rescale-ssh login` does: the profile file is rewritten
+        apiconfig.write_text(f"[default]\napikey = {platform.api_key}\n")
+    elif change == "platform":  # the hook's platform is the one `install` wrote down
+        monkeypatch.setenv("RESCALE_API_URL", platform.base_url)
+        cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
+    else:
+        monkeypatch.setenv("RESCALE_PROFILE", "work")
+    fixed = ssh(ssh_config, "rescale-Job1", "true")
+    assert fixed.returncode == 0, fixed.stderr
+    assert platform.count() > asked

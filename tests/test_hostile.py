@@ -636,7 +636,7 @@ def test_tampered_include_files_are_rewritten_from_the_record(world: World) -> N
         world.figures("hostile inputs refused", 1)
         world.figures("hostile inputs refused: tampered include files", 1)
     # A failure block is rendered from the record too.
-    jobcache.save(str(world.state), job, hook.failure(InvalidValueError("host", "x", "y")))
+    jobcache.save(str(world.state), job, hook.failure(InvalidValueError("host", "x", "y"), conf))
     hook.publish(conf, job, jobcache.load(str(world.state), job))  # type: ignore[arg-type]
     clean_failure = stamps_out(fresh.read_bytes())
     assert b"cannot be reached" in clean_failure

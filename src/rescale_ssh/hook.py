@@ -133,28 +133,61 @@ def cached(conf: HookConf, job: str) -> Entry | None:
     try:
         return jobcache.load(conf.state_dir, job)
     except InvalidValueError as error:
-        refused = failure(error)
+        refused = failure(error, conf)
         refused.hint = "rescale-ssh resolves the job again in a few seconds"
         jobcache.save(conf.state_dir, job, refused)
         return refused
 
 
 def is_fresh(conf: HookConf, entry: Entry | None, now: float | None = None) -> bool:
+    """A record still to be used as it is. A failure only while what it depended on is the
+    same: another platform, API key, login or identity resolves the job again at once."""
     if entry is None:
         return False
     age = entry.age(now)
-    limit = conf.ttl if entry.state == OK else conf.failure_ttl
-    return -60.0 < age < limit
+    if entry.state == OK:
+        return -60.0 < age < conf.ttl
+    return -60.0 < age < conf.failure_ttl and entry.cause == circumstances(conf)
 
 
-def failure(error: RescaleSSHError, *, resolved: float | None = None) -> Entry:
+def failure(error: RescaleSSHError, conf: HookConf, *, resolved: float | None = None) -> Entry:
     return Entry(
         state=FAILED,
         resolved=time.time() if resolved is None else resolved,
         reason=error.message,
         hint=error.hint or "",
         code=error.exit_code,
+        cause=circumstances(conf),
     )
+
+
+# What a resolution reads besides hook.conf (settings.py, account.py): a failure is tied to it.
+_CAUSE_VARIABLES = ("RESCALE_API_URL", "RESCALE_API_BASE_URL", "RESCALE_PROFILE",
+                    "RESCALE_CONFIG_FILE", "RESCALE_API_KEY")
+
+
+def circumstances(conf: HookConf) -> str:
+    """A digest of everything a failed resolution read: the platform and profile chosen
+    (hook.conf, environment), the API key in the environment, and which profile files are
+    there as they are now (inode, size, mtime: `login` and `logout` rewrite them). A digest,
+    so the record never holds the key. Computed on the failure path only: hashlib would cost
+    the warm path about 1 ms."""
+    import hashlib
+
+    home = os.path.expanduser("~")
+    files = [conf.apiconfig, os.environ.get("RESCALE_CONFIG_FILE", ""),
+             os.path.join(home, ".config", "rescale", "apiconfig"),
+             os.path.join(os.environ.get("XDG_CONFIG_HOME", ""), "rescale", "apiconfig")]
+    parts = [conf.platform, conf.profile, conf.apiconfig]
+    parts += [os.environ.get(name, "") for name in _CAUSE_VARIABLES]
+    for name in files:
+        try:
+            info = os.stat(os.path.expanduser(name)) if name else None
+        except OSError:
+            info = None
+        parts.append(f"{info.st_ino}/{info.st_size}/{info.st_mtime_ns}" if info else "-")
+    text = "\0".join(parts).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(text).hexdigest()[:32]
 
 
 def refresh(
@@ -231,7 +264,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
             from rescale_ssh import caseless
 
             error.hint = caseless.hint(job, conf.state_dir, error.hint)
-        return failure(error)
+        return failure(error, conf)
     return Entry(state=OK, resolved=time.time(), target=target)
 
 

@@ -17,11 +17,11 @@ from rescale_ssh.target import Target
 OK = "ok"
 FAILED = "failed"
 KEYS = frozenset(("job", "state", "resolved", "user", "host", "port", "workdir", "workers",
-                  "reason", "hint", "code"))
+                  "reason", "hint", "code", "cause"))
 
 
 class Entry:
-    __slots__ = ("code", "hint", "reason", "resolved", "state", "target")
+    __slots__ = ("cause", "code", "hint", "reason", "resolved", "state", "target")
 
     def __init__(
         self,
@@ -32,6 +32,7 @@ class Entry:
         reason: str = "",
         hint: str = "",
         code: int = ExitCode.NOT_READY,
+        cause: str = "",
     ) -> None:
         self.state = state
         self.resolved = resolved
@@ -39,6 +40,9 @@ class Entry:
         self.reason = reason
         self.hint = hint
         self.code = code
+        # A failure's circumstances (hook.circumstances: platform, API key, profile files):
+        # the failure is replayed only while they are the same.
+        self.cause = cause
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.resolved
@@ -83,6 +87,7 @@ def load(state_dir: str, job: str) -> Entry | None:
             reason=_text(record.get("reason", "")) or "the job cannot be reached",
             hint=_text(record.get("hint", "")),
             code=int(code) if code.isdigit() and int(code) < 256 else ExitCode.NOT_READY,
+            cause=_digest(record.get("cause", "")),
         )
     raise InvalidValueError("state", state, "ok or failed", source=source)
 
@@ -90,6 +95,12 @@ def load(state_dir: str, job: str) -> Entry | None:
 def _text(value: str, limit: int = 400) -> str:
     """A message from the record, fit for a terminal (ssh shows it): printable, bounded."""
     return validate.shown(value, limit)
+
+
+def _digest(value: str) -> str:
+    """A stamp of hex digits, else none (which matches no circumstances: resolved again)."""
+    ok = 0 < len(value) <= 64 and value.isascii() and all(c in "0123456789abcdef" for c in value)
+    return value if ok else ""
 
 
 def _pair(text: str) -> tuple[str, str, bool]:
@@ -113,6 +124,8 @@ def save(state_dir: str, job: str, entry: Entry) -> None:
                                        for host, port, jump in t.workers))
     if entry.state == FAILED:
         record.update(reason=entry.reason, hint=entry.hint, code=str(entry.code))
+        if entry.cause:
+            record["cause"] = entry.cause
     store.write_atomic(path_for(state_dir, job), store.format_record(record))
 
 
