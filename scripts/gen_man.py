@@ -67,6 +67,13 @@ FILES = [
     ("~/.config/rescale/apiconfig", "The Rescale CLI's profiles (apikey or api_key, apibaseurl "
      "or platform_url), shared with it; profile [default] unless one is chosen; written by "
      "login, mode 0600."),
+    ("~/.local/share/.../rescale-ssh*", "Links install makes to the shipped completion "
+     "scripts and man page in bash-completion/completions, zsh/site-functions, "
+     "fish/vendor_completions.d, powershell and man/man1 there, where bash-completion, fish "
+     "and man look per user (zsh: add "
+     "fpath=(~/.local/share/zsh/site-functions $fpath) to ~/.zshrc before compinit; "
+     "PowerShell: add . ~/.local/share/powershell/rescale-ssh.ps1 to $PROFILE). Recorded in "
+     "$XDG_STATE_HOME/rescale-ssh/shell-files; uninstall removes exactly these links."),
 ]
 
 EXAMPLES = [

@@ -1,5 +1,5 @@
 """README.md's commands, run for real: every line of its ```sh blocks, in order, as a user would
-type them on one machine, from the first `pip install .` to `pip uninstall rescale-ssh`.
+type them on one machine, from the first `pipx install .` to `pipx uninstall rescale-ssh`.
 
 The machine (one environment for the whole README, because the README is one story: make a key,
 log in, install, connect, ..., uninstall):
@@ -19,11 +19,15 @@ log in, install, connect, ..., uninstall):
     user's config; BatchMode turns a prompt into a failure instead of a hang. rsync and
     `rescale-ssh shell` run the `ssh` they find on PATH, so they use the wrapper too.
   - `code`: records its arguments (VS Code cannot run here).
-  - `pip`: records its arguments. rescale-ssh is already installed (editable) in this
-    interpreter's environment: a real `pip install .` would replace that install and
-    `pip uninstall` would remove it. Building and installing the wheel is tested in
-    test_docs.py.
-  then the directory of this interpreter (its `rescale-ssh`), then the system's PATH.
+  - `pipx` (and `pip`): records its arguments. rescale-ssh is already installed (editable)
+    in this interpreter's environment, and a real `pipx install .` would download its
+    dependencies; so `pipx install` does what pipx does with the installed program: it links
+    the console script into ~/.local/bin (`pipx uninstall` removes the link). The README's
+    first command runs `~/.local/bin/rescale-ssh`, so it fails without that link. Building
+    the wheel and installing it into a venv elsewhere, with the command linked into
+    ~/.local/bin, is tested in test_completion.py (and the wheel's contents in test_docs.py).
+  then ~/.local/bin (as after `pipx ensurepath`), then the directory of this interpreter (its
+  `rescale-ssh`), then the system's PATH.
 - Each line runs with `bash -o pipefail -c LINE` in a project folder holding the files the
   README uploads; stdin is /dev/null, so `ssh rescale-Fotxeb` and `rescale-ssh shell` get a
   shell without a terminal, which ends at once.
@@ -164,7 +168,15 @@ def machine(isolated_home: Path, platform: FakePlatform, sshd_factory: SSHDFacto
                  f"exec {shlex.quote(real)} -F \"$RESCALE_SSH_CONFIG\" -o BatchMode=yes \"$@\"\n")
     for name in ("code", "pip"):
         _program(bin_dir, name, f"echo \"$*\" >> {shlex.quote(str(logs / name))}\n")
-    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent),
+    local_bin = isolated_home / ".local" / "bin"
+    program = shlex.quote(str(Path(sys.executable).parent / "rescale-ssh"))
+    _program(bin_dir, "pipx", (
+        f"echo \"$*\" >> {shlex.quote(str(logs / 'pipx'))}\n"
+        'case "$1" in\n'
+        f'  install) mkdir -p "$HOME/.local/bin" && ln -sf {program} "$HOME/.local/bin/" ;;\n'
+        '  uninstall) rm -f "$HOME/.local/bin/rescale-ssh" ;;\n'
+        "esac\n"))
+    path = os.pathsep.join([str(bin_dir), str(local_bin), str(Path(sys.executable).parent),
                             os.environ.get("PATH", os.defpath)])
     monkeypatch.setenv("PATH", path)  # the pseudo-terminal runs take os.environ
 
@@ -231,7 +243,8 @@ def run_command(machine: Machine, command: Command) -> Result:
 def test_every_command_in_the_readme_runs(machine: Machine) -> None:
     commands = sh_commands(README.read_text())
     assert commands[0].line.startswith(
-        'pip install . && rescale-ssh add Fotxeb --dry-run --from-log "Instance ready'), (
+        'pipx install . && ~/.local/bin/rescale-ssh add Fotxeb --dry-run --from-log '
+        '"Instance ready'), (
         "the README starts with the fresh-machine command")
     seen: set[str] = set()
     transcript: list[str] = []
@@ -252,7 +265,12 @@ def test_every_command_in_the_readme_runs(machine: Machine) -> None:
     assert not stale, f"no longer in the README's sh blocks: {sorted(stale)}"
 
     # What the commands did, beyond exiting 0.
-    assert machine.log("pip") == ["install .", "uninstall rescale-ssh"]
+    assert machine.log("pipx") == ["install .", "uninstall rescale-ssh"]
+    assert machine.log("pip") == []
+    share = machine.home / ".local" / "share"
+    assert not os.path.lexists(share / "bash-completion" / "completions" / "rescale-ssh"), (
+        "uninstall removed the completion links install made")
+    assert not os.path.lexists(machine.home / ".local" / "bin" / "rescale-ssh")
     fotxeb, ptczhb = (str(machine.workdirs[job]) for job in JOBS)
     assert machine.log("code") == [
         f"--folder-uri vscode-remote://ssh-remote+rescale-Fotxeb{fotxeb}",

@@ -275,6 +275,13 @@ def install(
     for claim in result.left_alone:
         typer.echo(f"Left alone your own host {claim.name} ({claim.where()}): the hook never "
                    "runs for it")
+    if result.shell_files.made:
+        typer.echo("Linked shell completion and the man page: "
+                   + ", ".join(result.shell_files.made))
+    for failed in result.shell_files.failed:
+        from rescale_ssh.cli_common import warn
+
+        warn(f"could not link {failed}", "see `Shell completion` in the README")
 
 
 @app.command()
@@ -396,8 +403,12 @@ def hoist_globals(args: list[str]) -> list[str]:
 
 
 def run(args: list[str]) -> int:
+    command = typer.main.get_command(app)  # (registers Typer's completion classes)
+    from rescale_ssh import completion
+
+    completion.register()  # ours instead: global options complete after the command too
     try:
-        app(args=hoist_globals(args), prog_name=PROG)
+        command(args=hoist_globals(args), prog_name=PROG)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

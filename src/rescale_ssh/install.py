@@ -23,6 +23,7 @@ from rescale_ssh import (
     included,
     paths,
     section,
+    shellfiles,
     toolfiles,
 )
 from rescale_ssh.configfile import Change
@@ -32,7 +33,8 @@ from rescale_ssh.settings import Settings
 
 TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
               hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts", included.FILE,
-              included.EXPLAINER, "me")  # me: users/me's answer, cached by `jobs` (me.py)
+              included.EXPLAINER, "me",  # me: users/me's answer, cached by `jobs` (me.py)
+              shellfiles.RECORD)
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
@@ -44,6 +46,7 @@ class InstallResult:
     repaired: list[str] = field(default_factory=list)  # empty on a first install
     left_alone: list[claims.Claim] = field(default_factory=list)
     was_installed: bool = False
+    shell_files: shellfiles.Linked = field(default_factory=shellfiles.Linked)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,12 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
                      "(an earlier version wrote them, or they were edited)")
     if before.hook is not None and before.hook.state_dir != conf.state_dir:
         notes.append(f"the hook's files moved from {before.hook.state_dir} to {conf.state_dir}")
+    # Completion and the man page where shells look per user (shellfiles.py); never for ssh.
+    shell_files = shellfiles.Linked() if dry_run else shellfiles.link(conf.state_dir)
     return InstallResult(change=change, conf=conf, dry_run=dry_run,
                          repaired=notes if before.hook is not None else [],
-                         left_alone=left_alone, was_installed=before.hook is not None)
+                         left_alone=left_alone, was_installed=before.hook is not None,
+                         shell_files=shell_files)
 
 
 def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
@@ -102,13 +108,15 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
         by_hand=section.by_hand,
     )
     state = paths.state_dir()
+    links = shellfiles.linked(str(state))  # before the record goes with the tool's files
     removed = [str(state / name) for name in (*TOOL_FILES, *LEGACY_FILES)
                if (state / name).exists()]
     if not dry_run:
+        shellfiles.unlink(str(state))
         for name in removed:
             target = Path(name)
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             else:
                 target.unlink()
-    return UninstallResult(change=change, removed_files=removed, dry_run=dry_run)
+    return UninstallResult(change=change, removed_files=links + removed, dry_run=dry_run)
