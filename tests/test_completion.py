@@ -25,8 +25,14 @@ BIN = Path(sys.executable).parent
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 
 
-def path_with(*folders: Path) -> str:
-    return os.pathsep.join([*map(str, folders), os.environ.get("PATH", os.defpath)])
+def path_with(*folders: Path, venv: bool = True) -> str:
+    """PATH with ``folders`` first; without ``venv``, without the test venv's bin folder (whose
+    share/man has the page when the package is installed there, as in CI)."""
+    rest = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    if not venv:
+        ours = os.path.dirname(sys.executable)
+        rest = [p for p in rest if os.path.realpath(p) != os.path.realpath(ours)]
+    return os.pathsep.join([*map(str, folders), *rest])
 
 
 def bash_completion() -> Path:
@@ -240,7 +246,7 @@ def test_a_venv_in_use_finds_the_man_page_by_itself(venv: Path) -> None:
 def test_install_links_completion_and_man_page_where_shells_look(
         venv: Path, isolated_home: Path, tmp_path: Path) -> None:
     bin_dir = pipx_like(isolated_home, venv)
-    path = path_with(bin_dir)
+    path = path_with(bin_dir, venv=False)
     loader = bash_completion()
     config = isolated_home / ".ssh" / "config"
 
