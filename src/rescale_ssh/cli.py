@@ -56,23 +56,26 @@ def main(
     ctx: typer.Context,
     ssh_config: Annotated[Optional[str], typer.Option(  # noqa: UP045 - Typer needs Optional
         "--ssh-config", metavar="PATH",
-        help="The ssh config file to manage [env: RESCALE_SSH_CONFIG; default: ~/.ssh/config].",
+        help="The ssh config file to manage [env: RESCALE_SSH_CONFIG; settings file: ssh_config; "
+        "default: ~/.ssh/config].",
         show_default=False)] = None,
     platform: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--platform", metavar="URL-or-region",
         help="Platform base URL, or us, eu, jp, kr, itar, itar-gov [env: RESCALE_API_URL, "
-        "then RESCALE_API_BASE_URL; default: the profile's apibaseurl, else us].",
+        "then RESCALE_API_BASE_URL; settings file: platform; default: the profile's apibaseurl, "
+        "else us].",
         show_default=False)] = None,
     profile: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--profile", metavar="NAME",
         help="Profile (section) of the Rescale CLI's ~/.config/rescale/apiconfig, or of "
-        "$RESCALE_CONFIG_FILE [env: RESCALE_PROFILE; default: [default], or in a file with no "
+        "$RESCALE_CONFIG_FILE [env: RESCALE_PROFILE; settings file: profile; default: [default], "
+        "or in a file with no "
         "[default], its first section].",
         show_default=False)] = None,
     identity: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--identity", metavar="PATH",
-        help="Private key written as IdentityFile [env: RESCALE_SSH_IDENTITY; "
-        "default: ~/.ssh/rescale_ed25519].", show_default=False)] = None,
+        help="Private key written as IdentityFile [env: RESCALE_SSH_IDENTITY; settings file: "
+        "identity; default: ~/.ssh/rescale_ed25519].", show_default=False)] = None,
     debug: Annotated[bool, typer.Option(
         "--debug", help="Show tracebacks and a log of requests (secrets masked).")] = False,
     version: Annotated[bool, typer.Option(
@@ -89,9 +92,10 @@ def main(
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                             format=f"{PROG}: debug: %(message)s")
     ctx.obj = Settings(ssh_config_flag=ssh_config, platform_flag=platform,
-                       profile_flag=profile, identity_flag=identity)
+                       profile_flag=profile, identity_flag=identity, use_file=True)
     asks_help = bool({"--help", "-h"} & set(sys.argv))
-    if ctx.invoked_subcommand not in (None, "hook", "proxy") and not asks_help:
+    # `config` checks what it writes itself: it must be able to repair a bad settings file.
+    if ctx.invoked_subcommand not in (None, "hook", "proxy", "config") and not asks_help:
         from rescale_ssh.cli_common import guard
 
         guard(ctx.obj, ctx.invoked_subcommand)
@@ -372,10 +376,11 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
 def _register_command_modules() -> None:
     """Each capability keeps its commands in a module of its own (cli_<noun>.py)."""
-    from rescale_ssh import cli_keys, cli_lifecycle
+    from rescale_ssh import cli_config, cli_keys, cli_lifecycle
 
     cli_keys.register(app)
     cli_lifecycle.register(app)
+    cli_config.register(app)
 
 
 _register_command_modules()

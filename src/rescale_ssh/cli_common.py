@@ -32,7 +32,7 @@ def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
             return value if isinstance(value, str) else None
 
         settings = Settings(ssh_config_flag=flag("ssh_config"), platform_flag=flag("platform"),
-                            profile_flag=flag("profile"))
+                            profile_flag=flag("profile"), use_file=True)
         path = settings.ssh_config
         current = section.read(configfile.read_bytes(path) or b"", path=str(path))
         jobs = set(current.entries)

@@ -20,6 +20,7 @@ from rescale_ssh.errors import ExitCode, UsageError
 if TYPE_CHECKING:  # cryptography loads only in the commands that use it
     from rescale_ssh.doctor import Report
     from rescale_ssh.keys import Written
+    from rescale_ssh.settings import Settings
 
 WHERE = ("Paste it in the Rescale web UI: account Settings → Job Settings → SSH Public Key, "
          "then Save.")
@@ -42,6 +43,10 @@ PassphraseFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 - Typer n
     help="Read the passphrase from the first line of FILE (never give it as an argument).",
     show_default=False)]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing file.")]
+MakeDefault = Annotated[Optional[bool], typer.Option(  # noqa: UP045
+    "--default/--no-default",
+    help="When the key is not the default identity: make it the default (identity in the "
+    "settings file), or not [default: ask on a terminal, else not].", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -115,13 +120,16 @@ def generate(
         help="Comment of the public key [default: rescale-ssh@<host> <date>].",
         show_default=False)] = None,
     force: Force = False,
+    make_default: MakeDefault = None,
 ) -> None:
     """Make a new SSH key pair at the identity path.
 
     Writes an OpenSSH private key (mode 0600) and its public key (.pub) to --identity
     (default ~/.ssh/rescale_ed25519). The passphrase is asked twice on a terminal, or read with
     --passphrase-file; --no-passphrase makes a key without one. Never overwrites an existing
-    key without --force.
+    key without --force. A key written elsewhere (--identity) can be made the default
+    identity, so that no later command needs --identity: --default, or the question asked on
+    a terminal.
 
     Example: rescale-ssh key generate && rescale-ssh key show
     """
@@ -130,17 +138,71 @@ def generate(
     identity = settings_of(ctx).identity
     written = keys.generate(identity, kind=key_type.lower(), bits=bits, comment=comment,
                             force=force, passphrase=_ask_new(no_passphrase, passphrase_file))
-    _report_written(written, "Replaced" if written.replaced else "Generated")
+    _report_written(settings_of(ctx), written, "Replaced" if written.replaced else "Generated",
+                    make_default)
 
 
-def _report_written(written: Written, verb: str) -> None:
+def _report_written(settings: Settings, written: Written, verb: str,
+                    make_default: bool | None) -> None:
     key = written.key
     protected = "with a passphrase" if key.protected else "without a passphrase"
     typer.echo(f"{verb} {key.path} ({key.public.label}, {protected})")
     typer.echo(f"  public key: {key.path}.pub")
     typer.echo(f"  fingerprint: {key.public.fingerprint}")
-    typer.echo("Next: `rescale-ssh key show`, and paste the key in account Settings → Job "
-               "Settings → SSH Public Key before submitting jobs.")
+    default = _offer_default(settings, key.path, make_default)
+    typed = _typed(key.path)
+    show = "rescale-ssh key show" + ("" if default else f" --identity {typed}")
+    typer.echo(f"Next: `{show}`, and paste the key in account Settings → Job Settings → SSH "
+               "Public Key before submitting jobs.")
+    if not default:
+        typer.echo(f"  Not the default identity: give --identity {typed} to every command, or "
+                   f"make it the default: `rescale-ssh config set identity {typed}`")
+    if key.protected:
+        typer.echo(f"  Load it into your ssh-agent once per login, or ssh asks for its "
+                   f"passphrase on every connection: `ssh-add {typed}`")
+
+
+def _typed(path: str) -> str:
+    """``path`` as typed in a shell: ``~/...`` when that needs no quotes, else quoted."""
+    import shlex
+
+    from rescale_ssh import paths
+
+    short = paths.shown(path)
+    if short.startswith("~/") and shlex.quote(short[2:]) == short[2:]:
+        return short
+    return shlex.quote(path)
+
+
+def _offer_default(settings: Settings, path: str, make_default: bool | None) -> bool:
+    """Whether ``path`` is the default identity once this returns: it is one already (what
+    commands use without --identity), or is made one (identity in the settings file) with
+    --default or a yes on a terminal. Never asks without a terminal."""
+    import dataclasses
+
+    from rescale_ssh import cli_config, paths, userconfig
+    from rescale_ssh.errors import RescaleSSHError
+
+    plain = dataclasses.replace(settings, identity_flag=None)
+    try:
+        if plain.identity == path:
+            return True
+    except RescaleSSHError:
+        pass  # a bad identity in the environment or the file: this key may replace it
+    if make_default is None:
+        chosen = plain.choice("identity")
+        if not sys.stdin.isatty() or (chosen is not None and chosen.kind == "env"):
+            return False  # (the file would not win over RESCALE_SSH_IDENTITY)
+        make_default = typer.confirm(f"Make {_typed(path)} your default identity (identity "
+                                     f"in {userconfig.path()})?", default=True)
+    if not make_default:
+        return False
+    edit = userconfig.set_value("identity", paths.shown(path))
+    typer.echo(f"Made it the default identity: identity = {userconfig.quoted(paths.shown(path))}"
+               f" in {edit.path}")
+    cli_config.apply(plain, "identity")  # also warns when RESCALE_SSH_IDENTITY wins
+    chosen = dataclasses.replace(plain).choice("identity")
+    return chosen is None or chosen.kind == "file"
 
 
 @key_app.command()
@@ -226,12 +288,15 @@ def import_(
         show_default=False)],
     passphrase_file: PassphraseFile = None,
     force: Force = False,
+    make_default: MakeDefault = None,
 ) -> None:
     """Use an existing private key (OpenSSH, PEM or PuTTY .ppk) as the identity.
 
     The key is written to --identity in OpenSSH's format with its .pub. An OpenSSH key is
     copied as it is; a .ppk or PEM key is converted and keeps its passphrase (asked on a
-    terminal, or read with --passphrase-file). Never overwrites without --force.
+    terminal, or read with --passphrase-file). Never overwrites without --force. Written
+    elsewhere (--identity), it can be made the default identity: --default, or the question
+    asked on a terminal.
 
     Example: rescale-ssh key import ~/Downloads/rescale.ppk
     """
@@ -240,7 +305,7 @@ def import_(
     source = os.path.abspath(os.path.expanduser(path))
     written = keys.import_key(source, settings_of(ctx).identity, force=force,
                               passphrase=_ask_existing(passphrase_file, source))
-    _report_written(written, f"Imported {source} as")
+    _report_written(settings_of(ctx), written, f"Imported {source} as", make_default)
 
 
 # -- account --------------------------------------------------------------------------------

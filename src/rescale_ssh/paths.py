@@ -31,6 +31,11 @@ def state_dir() -> Path:
     return _xdg("XDG_STATE_HOME", ".local/state")
 
 
+def settings_file() -> Path:
+    """The user's settings (userconfig.py): ``$XDG_CONFIG_HOME/rescale-ssh/config.toml``, else
+    ``~/.config/rescale-ssh/config.toml``. Never read by the hook."""
+    return _xdg("XDG_CONFIG_HOME", ".config") / "config.toml"
+
 
 def known_hosts() -> Path:
     return state_dir() / "known_hosts"
@@ -65,6 +70,12 @@ def default_ssh_config() -> Path:
 
 def default_identity() -> Path:
     return home() / ".ssh" / "rescale_ed25519"
+
+
+def shown(path: str) -> str:
+    """A path as a person types it: ``~/...`` below the home folder, else as it is."""
+    base = str(home()).rstrip(os.sep) + os.sep
+    return "~/" + path[len(base):] if path.startswith(base) else path
 
 
 def private_dir(path: Path) -> Path:

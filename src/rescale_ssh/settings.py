@@ -1,4 +1,7 @@
-"""Settings: each a flag and an environment variable (the flag wins), then a default.
+"""Settings: each a flag, an environment variable and a line of the settings file, in that
+order (the flag wins), then a default. The settings file (userconfig.py) holds identity,
+platform, profile and ssh_config; the hook never reads it (``install`` copies into hook.conf
+what the hook needs).
 
 The API key is never a flag (it would show in ``ps``): ``RESCALE_API_KEY``, else the profile's
 ``apikey`` in the Rescale CLI's apiconfig, read as Rescale's tools read it (rescale-api.md):
@@ -6,20 +9,30 @@ The API key is never a flag (it would show in ``ps``): ``RESCALE_API_KEY``, else
 chosen, keys ``apikey``/``api_key`` and ``apibaseurl``/``platform_url``.
 
 The platform: ``--platform``, else ``RESCALE_API_URL``, else ``RESCALE_API_BASE_URL``, else the
-profile's base URL, else North America.
+settings file's, else the profile's base URL, else North America.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TypedDict
 from urllib.parse import urlsplit
 
 from rescale_ssh import paths, validate
-from rescale_ssh.errors import AuthError, ConfigError, InvalidValueError, UsageError, shorten
+from rescale_ssh.errors import (
+    AuthError,
+    ConfigError,
+    InvalidValueError,
+    RescaleSSHError,
+    UsageError,
+    shorten,
+)
 
 DEFAULT_PLATFORM = "https://platform.rescale.com"
 REGIONS = {
@@ -59,7 +72,7 @@ class Profile:
     name: str | None  # None: the file has no section to read (or there is no file)
     values: dict[str, str]
     sections: tuple[str, ...]  # every section, in file order
-    chosen_by: str | None = None  # "--profile" or RESCALE_PROFILE; None: the default
+    chosen_by: str | None = None  # --profile, RESCALE_PROFILE, the settings file; None: default
     legacy: bool = False  # read from where earlier versions kept it (paths.legacy_cli_config)
 
     @property
@@ -94,8 +107,21 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A value chosen for a setting, and by what: ``kind`` is "flag", "env" or "file";
+    ``source`` names it (``--identity``, ``RESCALE_SSH_IDENTITY``, ``FILE line N``)."""
+
+    key: str
+    value: str
+    source: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class Settings:
-    """What the command line and environment chose. Flags are passed in; env is read here."""
+    """What the command line, the environment and the settings file chose, in that order.
+    Flags are passed in; the environment and the file (userconfig.py, only with ``use_file``:
+    the CLI's, never the hook's) are read here."""
 
     ssh_config_flag: str | None = None
     platform_flag: str | None = None
@@ -103,26 +129,78 @@ class Settings:
     identity_flag: str | None = None
     # The apiconfig `install` was run with (hook.conf): what RESCALE_CONFIG_FILE said then.
     config_file_flag: str | None = None
+    use_file: bool = False
+
+    @cached_property
+    def _file(self) -> dict[str, tuple[str, str]]:
+        from rescale_ssh import userconfig
+
+        if not self.use_file:
+            return {}
+        found = userconfig.read()
+        for key, (value, where) in found.items():  # each checked at once: one bad line fails
+            self._check(Choice(key, value, where, "file"))  # every command, not just its user
+        return found
+
+    def _check(self, chosen: Choice) -> None:
+        if chosen.key == "identity":
+            with _from_file(chosen):
+                validate.local_path(self._path(chosen, "identity file"), field="identity file",
+                                    source=chosen.source)
+        elif chosen.key == "ssh_config":
+            self._path(chosen, "ssh config file")
+        elif chosen.key == "platform":
+            with _from_file(chosen):
+                normalize_platform(chosen.value, source=chosen.source, in_file=True)
+        else:
+            with _from_file(chosen):
+                validate.profile(chosen.value, source=chosen.source)
+
+    def choice(self, key: str) -> Choice | None:
+        """What chose ``key`` (identity, platform, profile, ssh_config), before any default."""
+        flag_value, flag, variables = {
+            "identity": (self.identity_flag, "--identity", (ENV_IDENTITY,)),
+            "platform": (self.platform_flag, "--platform", (ENV_PLATFORM, ENV_BASE_URL)),
+            "profile": (self.profile_flag, "--profile", (ENV_PROFILE,)),
+            "ssh_config": (self.ssh_config_flag, "--ssh-config", (ENV_CONFIG,)),
+        }[key]
+        if flag_value:
+            return Choice(key, flag_value, flag, "flag")
+        for variable in variables:
+            value = os.environ.get(variable, "")
+            # A blank platform variable is unset; else validated as it is (a U+2028 is refused).
+            if value.strip() if key == "platform" else value:
+                return Choice(key, value, variable, "env")
+        found = self._file.get(key)
+        return None if found is None else Choice(key, found[0], found[1], "file")
+
+    def _path(self, chosen: Choice, field: str) -> str:
+        """A path as chosen, absolute; one from the file must not depend on the folder a
+        command runs in (absolute, or starting with ~)."""
+        with _from_file(chosen):
+            validate.setting_path(chosen.value, field=field, source=chosen.source)
+            if chosen.kind == "file" and not (chosen.value.startswith("~") or
+                                              os.path.isabs(chosen.value)):
+                raise InvalidValueError(field, chosen.value, "an absolute path, or one "
+                                        "starting with ~", source=chosen.source)
+        return os.path.abspath(os.path.expanduser(chosen.value))
 
     @property
     def ssh_config(self) -> Path:
-        value = self.ssh_config_flag or os.environ.get(ENV_CONFIG)
-        if not value:
+        chosen = self.choice("ssh_config")
+        if chosen is None:
             return paths.default_ssh_config()
-        source = "--ssh-config" if self.ssh_config_flag else ENV_CONFIG
-        validate.setting_path(value, field="ssh config file", source=source)
-        return Path(os.path.abspath(os.path.expanduser(value)))
+        return Path(self._path(chosen, "ssh config file"))
 
     @property
     def identity(self) -> str:
-        value = self.identity_flag or os.environ.get(ENV_IDENTITY)
-        source = "--identity" if self.identity_flag else (ENV_IDENTITY if value else None)
-        if value:
-            validate.setting_path(value, field="identity file", source=source)
-        path = os.path.abspath(os.path.expanduser(value)) if value else str(
-            paths.default_identity()
-        )
-        return validate.local_path(path, field="identity file", source=source)
+        chosen = self.choice("identity")
+        if chosen is None:
+            path, source = str(paths.default_identity()), None
+        else:
+            path, source = self._path(chosen, "identity file"), chosen.source
+        with _from_file(chosen):
+            return validate.local_path(path, field="identity file", source=source)
 
     @property
     def known_hosts(self) -> str:
@@ -130,17 +208,18 @@ class Settings:
 
     @property
     def profile_name(self) -> str | None:
-        value = self.profile_flag or os.environ.get(ENV_PROFILE) or None
-        if value is None:
+        chosen = self.choice("profile")
+        if chosen is None:
             return None
-        return validate.profile(value, source=self.profile_source)
+        with _from_file(chosen):
+            return validate.profile(chosen.value, source=chosen.source)
 
     @property
     def profile_source(self) -> str | None:
-        """What chose the profile: ``--profile``, RESCALE_PROFILE, or None (the default)."""
-        if self.profile_flag:
-            return "--profile"
-        return ENV_PROFILE if os.environ.get(ENV_PROFILE) else None
+        """What chose the profile: ``--profile``, RESCALE_PROFILE, the settings file's line, or
+        None (the default)."""
+        chosen = self.choice("profile")
+        return None if chosen is None else chosen.source
 
     @property
     def login_path(self) -> Path:
@@ -190,6 +269,12 @@ class Settings:
         name = self.profile_name
         if name is not None:
             if not parser.has_section(name):
+                chosen = self.choice("profile")
+                if chosen is not None and chosen.kind == "file":
+                    raise ConfigError(
+                        f"profile {name!r} (from {chosen.source}) is not in {path}",
+                        f"profiles there: {', '.join(sections) or 'none'}; "
+                        f"{_FIX.format(key='profile')}")
                 raise UsageError(
                     f"profile {name!r} is not in {path}",
                     f"profiles there: {', '.join(sections) or 'none'}",
@@ -206,20 +291,40 @@ class Settings:
 
     def explicit_platform(self) -> tuple[str, str] | None:
         """The platform as chosen for this run, before any profile: (value, where from)."""
-        if self.platform_flag:
-            return self.platform_flag, "--platform"
-        for variable in (ENV_PLATFORM, ENV_BASE_URL):
-            value = os.environ.get(variable, "")
-            if value.strip():  # blank: unset; else validated as it is (a U+2028 is refused)
-                return value, variable
-        return None
+        chosen = self.choice("platform")
+        return None if chosen is None else (chosen.value, chosen.source)
 
     def platform(self) -> str:
         """The platform base URL, e.g. ``https://platform.rescale.com`` (no trailing slash)."""
-        chosen = self.explicit_platform()
+        chosen = self.choice("platform")
         if chosen is not None:
-            return normalize_platform(chosen[0], source=chosen[1])
+            with _from_file(chosen):
+                return normalize_platform(chosen.value, source=chosen.source,
+                                          in_file=chosen.kind == "file")
         return profile_platform(self.profile()) or DEFAULT_PLATFORM
+
+    def explain(self) -> list[Effective]:
+        """Each setting of the settings file: its value now, and what chose it."""
+        found = []
+        for key in ("identity", "platform", "profile", "ssh_config"):
+            chosen = self.choice(key)
+            kind, origin = (chosen.kind, chosen.source) if chosen else ("default", "")
+            if key == "identity":
+                value = self.identity
+            elif key == "ssh_config":
+                value = str(self.ssh_config)
+            elif key == "platform":
+                value = self.platform()
+                if chosen is None and profile_platform(self.profile()) is not None:
+                    kind, origin = "profile", self.profile().describe()
+            elif chosen is not None:
+                value = self.profile_name or ""
+            else:
+                profile = self.profile()
+                value = profile.name or ""
+                origin = profile.describe() if profile.name is not None else ""
+            found.append(Effective(key, value, kind, origin))
+        return found
 
     def api_key(self) -> str:
         key = os.environ.get(ENV_API_KEY, "").strip()
@@ -240,6 +345,31 @@ class Settings:
             raise AuthError(f"the Rescale API key is longer than {MAX_API_KEY} characters",
                             "copy the key again from Settings → API")
         return key
+
+
+@dataclass(frozen=True)
+class Effective:
+    key: str
+    value: str
+    kind: str  # "flag", "env", "file", "profile" (platform: the profile's apibaseurl), "default"
+    origin: str  # what set it (--identity, RESCALE_PROFILE, FILE line N, a profile), or ""
+
+
+_FIX = "fix it with `rescale-ssh config set {key} VALUE`, or `rescale-ssh config unset {key}`"
+
+
+@contextmanager
+def _from_file(chosen: Choice | None) -> Iterator[None]:
+    """A bad value from the settings file is a local configuration problem (exit 3), with
+    the command that fixes it; from a flag or variable, a usage error as before."""
+    try:
+        yield
+    except RescaleSSHError as error:
+        if chosen is None or chosen.kind != "file":
+            raise
+        fix = _FIX.format(key=chosen.key)
+        hint = f"{error.hint}; {fix}" if error.hint else fix
+        raise ConfigError(error.message, hint) from None
 
 
 def profile_platform(profile: Profile) -> str | None:
@@ -318,3 +448,21 @@ def normalize_platform(value: str, *, source: str, in_file: bool = False) -> str
             path = path[: -len(suffix)]
             break
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def for_file(key: str, value: str, *, source: str = "the command line") -> str:
+    """``value`` for ``key`` of the settings file, checked as the flag's would be. A relative
+    path is made absolute here (in the file it would depend on the folder a command runs
+    in); one starting with ``~`` is kept so, and one below the home folder written so."""
+    if key in ("identity", "ssh_config"):
+        field = "identity file" if key == "identity" else "ssh config file"
+        validate.setting_path(value, field=field, source=source)
+        stored = value if value.startswith("~") else paths.shown(os.path.abspath(value))
+        expanded = os.path.abspath(os.path.expanduser(stored))
+        if key == "identity":
+            validate.local_path(expanded, field=field, source=source)
+        return stored
+    if key == "platform":
+        normalize_platform(value, source=source)
+        return value.strip(" ")
+    return validate.profile(value, source=source)
