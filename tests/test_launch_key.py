@@ -213,6 +213,21 @@ def test_add_warns_and_still_writes_the_block(cli: Cli, platform: FakePlatform, 
     assert not warnings(fixed.stderr) and detail_requests(platform) == 0
 
 
+def test_without_a_key_of_yours_nothing_is_asked(cli: Cli, platform: FakePlatform,
+                                                 other: Path) -> None:
+    """No key at the identity path: nothing to compare, so no job detail (the missing-key
+    warning says what to do)."""
+    platform.add_job(JOB, public_key=pub(other))
+    platform.add_job("Nokey2", public_key=pub(other))
+    added = cli("add", JOB)
+    assert platform.count() == 2 and "does not exist" in added.stderr
+    assert "launched with" not in added.stderr
+    platform.requests.clear()
+    cli("sync")
+    cli("jobs", "--check-keys")
+    assert detail_requests(platform) == 0
+
+
 def test_add_of_a_matching_key_says_nothing(cli: Cli, platform: FakePlatform,
                                            mine: Path) -> None:
     platform.add_job(JOB, public_key=pub(mine))

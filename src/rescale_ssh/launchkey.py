@@ -186,12 +186,9 @@ def remember(platform: str, learned: Mapping[str, tuple[Key, ...] | None]) -> No
 
 
 def check(client: Client, job: str, identity: str) -> Verdict:
-    """The verdict for one job: what was remembered, else the job detail (then remembered)."""
-    launched = known(client.base_url, [job]).get(job)
-    if launched is None:
-        launched = fetch(client, job)
-        remember(client.base_url, {job: launched})
-    return judge(launched, identity)
+    """The verdict for one job: what was remembered, else the job detail (then remembered);
+    no request when there is no key of the user's to compare with."""
+    return check_each(client, [job], identity, fetch_missing=True)[0][job]
 
 
 def check_each(client: Client, jobs: Iterable[str], identity: str, *, fetch_missing: bool,
@@ -206,6 +203,10 @@ def check_each(client: Client, jobs: Iterable[str], identity: str, *, fetch_miss
     launched: dict[str, tuple[Key, ...] | None] = dict(known(client.base_url, wanted))
     missing = [job for job in wanted if job not in launched]
     left: list[str] = []
+    mine = yours(identity) if launched or (fetch_missing and missing) else None
+    if mine is None:  # nothing to compare with: ask nothing
+        return {job: Verdict(UNKNOWN, launched.get(job) or (), identity=identity)
+                for job in wanted}, []
     if fetch_missing and missing:
         if limit is not None:
             missing, left = missing[:limit], missing[limit:]
@@ -215,13 +216,10 @@ def check_each(client: Client, jobs: Iterable[str], identity: str, *, fetch_miss
         if save:
             remember(client.base_url, fetched)
         launched.update(fetched)
-    if not any(launched.values()):
-        return {job: Verdict(UNKNOWN, identity=identity) for job in wanted}, left
-    mine = yours(identity)
     verdicts = {}
     for job in wanted:
         keys = launched.get(job)
-        if not keys or mine is None:
+        if not keys:
             verdicts[job] = Verdict(UNKNOWN, keys or (), identity=identity)
         else:
             verdicts[job] = Verdict(MATCHES if mine in keys else DIFFERS, keys, mine, identity)
@@ -230,4 +228,5 @@ def check_each(client: Client, jobs: Iterable[str], identity: str, *, fetch_miss
 
 def known_verdict(platform: str, job: str, identity: str) -> Verdict:
     """The verdict from what was remembered alone (``shell``, ``code``: no request)."""
-    return judge(known(platform, [job]).get(job), identity)
+    launched = known(platform, [job]).get(job)
+    return judge(launched, identity) if launched else Verdict(UNKNOWN, identity=identity)
