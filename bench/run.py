@@ -773,9 +773,12 @@ def bench_cold(ctx: Ctx) -> ItemResult:
             "add_from_log": Cmd([ctx.cli, "add", JOB, "--from-log", line], plain.env,
                                 prepare=reset_plain),
         }, ctx.reps(15, 5))
-    for label, times, counts, floor_name, floor_label in (
-        ("`ssh -G` (hook), empty cache", hook_times, hook_requests, "warm_hook", "warm `ssh -G`"),
-        (f"`add {JOB}`", add_times, add_requests, "add_from_log", "`add --from-log`"),
+    # `add` also asks the job detail, once a job (its cluster's launch key, to warn when it is
+    # not the user's: issue 15 item 2; remembered after): 3 the first time. The hook: 2.
+    for label, times, counts, floor_name, floor_label, most in (
+        ("`ssh -G` (hook), empty cache", hook_times, hook_requests, "warm_hook", "warm `ssh -G`",
+         2),
+        (f"`add {JOB}`", add_times, add_requests, "add_from_log", "`add --from-log`", 3),
     ):
         worst = max(counts)
         floor_t = floors[floor_name].times
@@ -783,7 +786,7 @@ def bench_cold(ctx: Ctx) -> ItemResult:
         result.rows += [
             Row("3", f"{label}: API requests", f"{worst}" + (
                 f" (runs: {sorted(set(counts))})" if len(set(counts)) > 1 else ""),
-                budget="≤ 2", verdict=verdict(worst <= 2)),
+                budget=f"≤ {most}", verdict=verdict(worst <= most)),
             Row("3", f"{label}: wall time at {latency * 1000:.0f} ms/request", fmt_time(times),
                 f"{floor_label} + {worst} × latency = {fmt_seconds(ideal)}",
                 fmt_ratio(statistics.median(times) / ideal)),
@@ -808,6 +811,9 @@ FAKE_MAX_PAGE = 100  # FakePlatform.max_page_size
 HISTORY = 5000  # jobs in the history of the user of the 5,000-job rows
 LIVE = 10  # of which live: 8 running, 1 queued, 1 completed with its cluster still up
 LOOK_BACK_PAGES = 1  # joblist.LOOK_BACK: one page of the newest completed jobs
+# sync.KEY_CHECKS: the job details (launch keys) one `sync` asks at most, for jobs it adds whose
+# key is not known from before (issue 15 item 2): a first sync of N jobs costs min(N, 20) more.
+KEY_CHECKS = 20
 
 
 def request_kinds(requests: list[Any]) -> dict[str, int]:
@@ -854,7 +860,7 @@ def bench_sync(ctx: Ctx) -> ItemResult:
             listed = len(json.loads(sb.cli("list", "--json").stdout))
             platform.max_page_size = FAKE_MAX_PAGE
             pages = math.ceil(n / FAKE_MAX_PAGE)
-        budget = pages + LOOK_BACK_PAGES + n
+        budget = pages + LOOK_BACK_PAGES + n + min(n, KEY_CHECKS)
         serial = budget * ctx.latency
         result.rows.append(Row(
             "4", f"`sync` of {n} running jobs: requests / wall time",
@@ -871,7 +877,9 @@ def bench_sync(ctx: Ctx) -> ItemResult:
             f"{serial / elapsed:.1f} (requests × latency / wall time).")
     result.notes.append("Budget (design.md, issue 13): pages of the live jobs "
                         "(`state=not_completed`) + one page of the newest completed jobs + N "
-                        f"requests; the fake platform serves at most {FAKE_MAX_PAGE} jobs a "
+                        f"requests, + min(N, {KEY_CHECKS}) job details (issue 15 item 2: the "
+                        "launch keys of the jobs a sync adds, once a job); the fake platform "
+                        f"serves at most {FAKE_MAX_PAGE} jobs a "
                         "page. The baseline is the budget's requests made one at a time.")
     bench_history(ctx, result)
     bench_custom(ctx, result)
@@ -915,6 +923,9 @@ def bench_history(ctx: Ctx, result: ItemResult) -> None:
     reps = ctx.reps(5, 2)
     running, queued = LIVE - 2, 1
     budget = math.ceil((running + queued) / FAKE_MAX_PAGE) + LOOK_BACK_PAGES + LIVE
+    # `sync` (from the user's config alone, each run) adds the 9 ready jobs: their job details
+    # (launch keys) the first run, remembered after (issue 15 item 2). `jobs` asks none.
+    sync_budget = budget + min(running + 1, KEY_CHECKS)
     with fake_platform() as platform:
         for i in range(HISTORY - LIVE):
             platform.add_job(f"Old{i:05d}", status="Completed", cluster_status="Stopped")
@@ -960,21 +971,24 @@ def bench_history(ctx: Ctx, result: ItemResult) -> None:
         worst = max(subject["requests"])
         right = all(answer == expected for answer in subject["answer"] + base["answer"])
         shown = "`jobs --json`" if command == "jobs" else "`sync`"
+        most = budget if command == "jobs" else sync_budget
         result.rows.append(Row(
             "4", f"{shown}, {HISTORY:,} jobs in history, {LIVE} live: requests / wall time",
             f"{worst} req, {fmt_time(subject['seconds'])}",
             f"filter ignored (every page): {max(base['requests'])} req, "
             f"{fmt_time(base['seconds'])}",
             fmt_ratio(ratio(subject["seconds"], base["seconds"])),
-            f"≤ {budget} req, the same {len(expected)} hosts",
-            verdict(worst <= budget and right),
+            f"≤ {most} req, the same {len(expected)} hosts",
+            verdict(worst <= most and right),
         ))
     result.notes.append(
         f"{HISTORY:,} jobs in history: {HISTORY - LIVE:,} completed with stopped clusters, then "
         f"{running} running, 1 queued and 1 completed whose cluster is still up (found by the "
         f"look-back). Budget: pages of live jobs ({math.ceil((running + queued) / FAKE_MAX_PAGE)})"
         f" + {LOOK_BACK_PAGES} page of recent completed jobs + one request per live job "
-        f"({LIVE}) = {budget}. Requests: `jobs` {fmt_kinds(kinds['honour/jobs'])}; `sync` "
+        f"({LIVE}) = {budget}; `sync` + {sync_budget - budget} job details (the launch keys "
+        f"of the jobs it adds, once a job) = {sync_budget}. Requests: `jobs` "
+        f"{fmt_kinds(kinds['honour/jobs'])}; `sync` "
         f"{fmt_kinds(kinds['honour/sync'])}; with the filter ignored, `sync` "
         f"{fmt_kinds(kinds['ignore/sync'])}. The first `jobs` of the day also asks "
         f"`users/me` (then cached a day): {fmt_kinds(cold)}. {reps} interleaved repeats at "

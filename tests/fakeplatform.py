@@ -9,7 +9,8 @@ Variants beyond ``add_job``'s arguments: ``FakePlatform.logs_shape`` ("envelope"
 ``FakePlatform.statuses_order`` ("newest" first, as the platform lists them, or "oldest": the
 client must sort by date), ``FakePlatform.max_page_size``, ``FakePlatform.latency``; per job
 ``FakeJob.head_last`` (workers listed before the head node) and ``FakeJob.forbidden`` (403 on
-every path of the job). Faults (``inject``): a status, a hang, HTML, a truncated or reset
+every path of the job) and ``FakeJob.public_key_field = False`` (a job detail without
+``publicKey``). Faults (``inject``): a status, a hang, HTML, a truncated or reset
 answer, a huge one, a list that never ends (``Pages``), bytes that trickle in (``Drip``).
 
 Instances have the fields of the verbatim entry in rescale-api.md (VERBATIM_INSTANCE) and no
@@ -176,6 +177,7 @@ class FakeJob:
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
     head_last: bool = False  # workers before the head node in /instances/
     forbidden: bool = False  # 403 on every path of the job
+    public_key_field: bool = True  # False: the job detail has no publicKey at all
     kind: str = "mpi"  # "mpi", "custom" or "nat" (module docstring)
     nat_ports: list[int] = field(default_factory=list)  # "nat": a forwarded port per node
     line_style: str = "us"  # "jp": ujpprod_-style line with a period after the directory
@@ -499,6 +501,8 @@ class FakePlatform:
                 # NAT the job's sshPort is 22, its nodes' the forwarded ones.
                 detail.update(publicKey=job.public_key, cidrRule=job.cidr_rule,
                               sshPort=22 if job.kind == "nat" else job.port)
+                if not job.public_key_field:
+                    del detail["publicKey"]
                 return 200, detail
             key = (version, sub)
             if key == ("v2", "instances") and self.instances_endpoint:

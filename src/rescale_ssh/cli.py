@@ -124,12 +124,15 @@ def add(
     other node gets a block rescale-JOB-N: at its own public address and port (behind NAT, the
     port forwarded to it), else at its private address through the head. Running it again
     refreshes the blocks; a job whose cluster is not up yet is reported with its status.
+    Warns when the cluster was launched with a key other than yours (--identity), one more
+    request the first time (the job detail).
 
     Example: rescale-ssh add Fotxeb && ssh rescale-Fotxeb
     """
     from rescale_ssh import hosts, render, resolver
 
     settings = settings_of(ctx)
+    verdict = None
     if from_log is not None:
         text = sys.stdin.read() if from_log == "-" else from_log
         target = resolver.from_log(job, text, source="--from-log")
@@ -143,7 +146,15 @@ def add(
 
                 wait_for(client, job, timeout)
             target = resolver.resolve(client, job)
+            from rescale_ssh import launchkey
+
+            verdict = launchkey.check(client, job, settings.identity)
     result = hosts.add(settings, target, dry_run=dry_run)
+    if verdict is not None and verdict.message(job):
+        from rescale_ssh.cli_common import warn
+        from rescale_ssh.launchkey import HINT
+
+        warn(verdict.message(job) or "", HINT)  # the block is written: the identity may change
     if dry_run:
         typer.echo(render.diff(result.change) or f"{result.entry.alias}: no change",
                    nl=not result.change.changed)
@@ -362,7 +373,8 @@ def code(ctx: typer.Context, job: JobArg) -> None:
     """Open VS Code (Remote-SSH) on the job's working directory.
 
     Runs `code --folder-uri vscode-remote://ssh-remote+rescale-JOB<workdir>`. The job needs a
-    block (`rescale-ssh add JOB`) or the hook (`rescale-ssh install`).
+    block (`rescale-ssh add JOB`) or the hook (`rescale-ssh install`). Warns first when the
+    cluster is known (from `add`, `sync`, `status`) to have been launched with another key.
 
     Example: rescale-ssh code Fotxeb
     """
@@ -370,6 +382,12 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
     settings = settings_of(ctx)
     where = hosts.locate(settings, job)
+    refused = vscode.refusal(settings, job)
+    if refused:
+        from rescale_ssh.cli_common import warn
+        from rescale_ssh.launchkey import HINT
+
+        warn(refused, HINT)
     typer.echo(f"Opening {vscode.folder_uri(where.alias, where.workdir)}")
     vscode.open_folder(where.alias, where.workdir)
 

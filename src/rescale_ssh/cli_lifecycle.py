@@ -11,6 +11,7 @@ import typer
 from rescale_ssh.cli_common import DryRun, JobArg, JsonOut, open_client, settings_of, warn
 
 if TYPE_CHECKING:
+    from rescale_ssh import launchkey
     from rescale_ssh.client import Client
     from rescale_ssh.settings import Settings
     from rescale_ssh.sync import SyncResult
@@ -32,15 +33,23 @@ def register(app: typer.Typer) -> None:
                                            "ignore_unknown_options": True})(shell)
 
 
-def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
+def jobs(
+    ctx: typer.Context,
+    json_out: JsonOut = False,
+    check_keys: Annotated[bool, typer.Option(
+        "--check-keys", help="Also ask each ready job which SSH key its cluster was launched "
+        "with (one request a job not checked before).")] = False,
+) -> None:
     """List your live jobs (owned and shared) and whether each accepts SSH.
 
     Lists the jobs that are not completed, and the newest 100 completed ones (a completed
     job's cluster may still be up), not your whole history. Running jobs come first. For each
     started cluster the head node is looked up, so the SSH column says `ready` only when ssh
-    can connect. --json prints a list of objects with id, alias, name, owner, shared,
-    submitted, status, cluster_status, ssh (ready, starting, stopped, not started), host, user,
-    port and notes.
+    can connect. A ready job whose cluster was launched with a key other than yours (--identity)
+    gets a warning: what `add`, `sync`, `status` or --check-keys learned of it costs no request;
+    --check-keys asks the others. --json prints a list of objects with id, alias, name, owner,
+    shared, submitted, status, cluster_status, ssh (ready, starting, stopped, not started),
+    host, user, port, launch_key (matches, differs, unknown) and notes.
 
     Example: rescale-ssh jobs --json | jq -r '.[] | select(.ssh == "ready") | .alias'
     """
@@ -50,6 +59,8 @@ def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
     with open_client(settings) as client:
         rows = joblist.list_jobs(client, me=me.lookup(client, settings.api_key()),
                                  heads=sync.heads_in(settings))
+        rows, differ = joblist.with_launch_keys(client, rows, settings.identity,
+                                                fetch=check_keys)
     if json_out:
         typer.echo(render.as_json([render.job_dict(row) for row in rows]))
         return
@@ -64,6 +75,15 @@ def jobs(ctx: typer.Context, json_out: JsonOut = False) -> None:
     for row in rows:
         for note in row.notes:
             typer.echo(f"note: {note}", err=True)
+    _warn_keys(differ)
+
+
+def _warn_keys(differ: dict[str, launchkey.Verdict]) -> None:
+    """One warning a job whose cluster was launched with another key; the fix once."""
+    from rescale_ssh.launchkey import HINT
+
+    for index, (job, verdict) in enumerate(sorted(differ.items())):
+        warn(verdict.message(job) or job, HINT if index == len(differ) - 1 else None)
 
 
 def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:
@@ -72,18 +92,21 @@ def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:
     Statuses are listed newest first (by their dates). Each worker is shown with its route:
     direct (its own public address and port) or through the head (a private address); a node
     that offers no ssh is named in the notes. Also says whether the job has a block in your
-    ssh config (`added`), is reached through the hook (`hook`), or neither. --json prints one
-    object (job, alias, status, cluster_status, ssh, block, head, workers, workdir, statuses,
-    cluster_statuses, problem, notes).
+    ssh config (`added`), is reached through the hook (`hook`), or neither, and whether the
+    cluster was launched with your key (the block's identity): a cluster launched with another
+    key refuses yours (Permission denied (publickey)) until the job is submitted again with
+    yours in Job Settings. Times are UTC. --json prints one object (job, alias, status,
+    cluster_status, ssh, block, head, workers, workdir, statuses and cluster_statuses with
+    ISO 8601 dates, problem, launch_key: matches, differs or unknown, notes).
 
     Example: rescale-ssh status Fotxeb
     """
     from rescale_ssh import jobstatus, render
 
     settings = settings_of(ctx)
-    block = _block_kind(settings, job)
+    block, identity = _block_kind(settings, job)
     with open_client(settings) as client:
-        report = jobstatus.report(client, job, block=block)
+        report = jobstatus.report(client, job, block=block, identity=identity)
     data = jobstatus.as_dict(report)
     if json_out:
         typer.echo(render.as_json(data))
@@ -102,22 +125,25 @@ def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:
         lines += [f"worker     {w['alias']} → {w['host']} port {w['port']} "
                   f"({'through the head node' if w['via'] == 'head' else 'directly'})"
                   for w in data["workers"]]
+    if report.launch_key.summary() is not None:
+        lines.append(f"launch key {report.launch_key.summary()}")
     lines.append("statuses   " + ", ".join(
-        f"{e.status} {e.date[:19].replace('T', ' ')}" for e in report.statuses[:8]))
+        f"{e.status} {e.shown_date()}" for e in report.statuses[:8]))
     typer.echo("\n".join(lines))
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
 
 
-def _block_kind(settings: Settings, job: str) -> str:
+def _block_kind(settings: Settings, job: str) -> tuple[str, str]:
+    """How the job is reached, and the identity ssh offers it (its block's, else ours)."""
     from rescale_ssh import configfile, section, validate
 
     job = validate.job_id(job, source="the command line")
     path = settings.ssh_config
     current = section.read(configfile.read_bytes(path) or b"", path=str(path))
     if job in current.entries:
-        return "added"
-    return "hook" if current.hook is not None else "none"
+        return "added", current.entries[job].identity or settings.identity
+    return "hook" if current.hook is not None else "none", settings.identity
 
 
 def wait_for(client: Client, job: str, timeout: float) -> Target:
@@ -175,6 +201,10 @@ def _report_sync(result: SyncResult, verb: Callable[[str], str]) -> None:
         warn(f"job {job} is running but has no usable head node: {why}")
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
+    _warn_keys(result.launch_keys)
+    if result.keys_unchecked:
+        typer.echo(f"note: the launch keys of {len(result.keys_unchecked)} more added jobs were "
+                   "not checked: `rescale-ssh jobs --check-keys` checks them", err=True)
     if not (result.added or result.updated or result.dropped):
         typer.echo("Nothing to change.")
 
@@ -191,7 +221,9 @@ def sync(ctx: typer.Context, dry_run: DryRun = False) -> None:
     One command keeps the config in step with the platform. Dropped jobs also lose their host
     keys and anything the hook cached for them. Requests: the pages of the live jobs, one page
     of the newest completed ones, the instance pages of each running job (fetched 8 at a
-    time), and one for each job with a block that neither list shows.
+    time), and one for each job with a block that neither list shows. For each job it adds
+    (20 a run at most), the job detail, once: a warning names a cluster launched with a key
+    other than yours.
 
     Example: rescale-ssh sync --dry-run
     """

@@ -16,7 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rescale_ssh import configfile, keys, lifecycle, programs, resolver, section, validate
+from rescale_ssh import (
+    configfile,
+    keys,
+    launchkey,
+    lifecycle,
+    programs,
+    resolver,
+    section,
+    validate,
+)
 from rescale_ssh.errors import (
     ConfigError,
     NotFoundError,
@@ -446,12 +455,7 @@ def _launch_key(report: Report, job: str, detail: dict[str, Any] | None,
         report.add("cluster key", FAIL, f"job {job}'s cluster was launched with no SSH key: "
                    "no key can log in to it", resubmit)
         return
-    launched: list[keys.PublicKey] = []
-    for line in value.strip().splitlines():
-        try:
-            launched.append(keys.PublicKey.parse(line, what="the job's public key"))
-        except RescaleSSHError:
-            continue
+    launched = launchkey.parse(value)  # compared as status, add and sync compare them
     if not launched:
         report.add("cluster key", WARN, "the cluster's public key is not in a format "
                    "rescale-ssh can read, so it cannot be compared with yours", resubmit)
@@ -462,7 +466,7 @@ def _launch_key(report: Report, job: str, detail: dict[str, Any] | None,
                    f"there is no key at {identity}",
                    "`rescale-ssh key import PATH` brings in the private key of that public "
                    "key (or pass --identity PATH)")
-    elif any(k.blob == local.public.blob for k in launched):
+    elif launchkey.key_of(local.public) in {launchkey.key_of(k) for k in launched}:
         report.add("cluster key", PASS, f"the cluster was launched with your key "
                    f"{local.public.fingerprint} ({identity})")
     else:

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rescale_ssh import lifecycle, loglines, resolver, validate
+from rescale_ssh import launchkey, lifecycle, loglines, resolver, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import InvalidValueError, NotFoundError, PlatformError, RescaleSSHError
 from rescale_ssh.target import Target, alias_for
@@ -58,6 +58,7 @@ class JobSummary:
     target: Target | None = None
     problem: str | None = None  # why a started cluster is not usable (invalid data, error)
     notes: list[str] = field(default_factory=list)
+    launch_key: str = "unknown"  # launchkey.MATCHES / DIFFERS / UNKNOWN (with_launch_keys)
 
     @property
     def alias(self) -> str:
@@ -334,6 +335,21 @@ def _probe(client: Client, row: JobSummary, heads: Mapping[str, tuple[str, int]]
     except RescaleSSHError as error:
         return _replace(row, problem=error.message)
     return _replace(row, ssh=READY, target=target, notes=[*row.notes, *skipped])
+
+
+def with_launch_keys(client: Client, rows: list[JobSummary], identity: str, *, fetch: bool
+                     ) -> tuple[list[JobSummary], dict[str, launchkey.Verdict]]:
+    """The ready rows judged by the key their cluster was launched with (launchkey.py): what
+    is remembered costs nothing; with ``fetch`` the others' job details are asked (one request
+    each, 8 at a time). Also returns the verdicts that say the keys differ."""
+    ready = [row.id for row in rows if row.ssh == READY]
+    if not ready:
+        return rows, {}
+    verdicts, _ = launchkey.check_each(client, ready, identity, fetch_missing=fetch,
+                                       concurrency=CONCURRENCY)
+    judged = [_replace(row, launch_key=verdicts[row.id].state) if row.id in verdicts else row
+              for row in rows]
+    return judged, {job: v for job, v in verdicts.items() if v.state == launchkey.DIFFERS}
 
 
 def _replace(row: JobSummary, **changes: Any) -> JobSummary:

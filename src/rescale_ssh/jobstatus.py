@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from rescale_ssh import joblist, lifecycle, resolver, validate
+from rescale_ssh import joblist, launchkey, lifecycle, resolver, validate
 from rescale_ssh.client import Client
 from rescale_ssh.errors import NotFoundError, RescaleSSHError
 from rescale_ssh.target import Target
@@ -14,8 +15,15 @@ from rescale_ssh.target import Target
 @dataclass(frozen=True)
 class Event:
     status: str
-    date: str
-    reason: str
+    date: str | None  # ISO 8601 with its offset (UTC when the platform gave no zone)
+    reason: str | None
+
+    def shown_date(self) -> str:
+        """For people: UTC, with its Z (``2016-04-21 17:15:59Z``); "?" when unknown."""
+        when = lifecycle.when({"statusDate": self.date})
+        if when is None:
+            return "?"
+        return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,8 @@ class JobReport:
     block: str  # "added", "hook" or "none"
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    launch_key: launchkey.Verdict = field(
+        default_factory=lambda: launchkey.Verdict(launchkey.UNKNOWN))
 
     @property
     def status(self) -> str:
@@ -45,17 +55,20 @@ def _events(client: Client, path: str, what: str) -> list[Event]:
         status = item.get("status")
         if not isinstance(status, str):
             continue
-        date, reason = item.get("statusDate"), item.get("statusReason")
+        when, reason = lifecycle.when(item), item.get("statusReason")
         events.append(Event(
             status=validate.shown(status, 80),
-            date=date if isinstance(date, str) else "",
+            date=when.isoformat() if when is not None else None,
             reason=validate.shown(reason, 200)
-            if isinstance(reason, str) else "",
+            if isinstance(reason, str) and reason.strip() else None,
         ))
     return events
 
 
-def report(client: Client, job: str, *, block: str) -> JobReport:
+def report(client: Client, job: str, *, block: str, identity: str | None = None
+           ) -> JobReport:
+    """``identity``: the key the job's block uses, compared with the key its cluster was
+    launched with (launchkey.py; one more request, unless known: not for a stopped job)."""
     job = validate.job_id(job, source="the command line")
     try:
         statuses = _events(client, f"/api/v2/jobs/{job}/statuses/", f"job {job}")
@@ -84,8 +97,14 @@ def report(client: Client, job: str, *, block: str) -> JobReport:
                      "nor ended")
     if target is not None and joblist.is_final(current):
         notes.append(joblist.ended_note(job))
+    verdict = launchkey.Verdict(launchkey.UNKNOWN)
+    if identity is not None and state != joblist.STOPPED:
+        verdict = launchkey.check(client, job, identity)
+    if verdict.state == launchkey.DIFFERS:
+        notes.append(f"{verdict.message(job)}; {launchkey.HINT}")
     return JobReport(job=job, statuses=statuses, cluster_statuses=clusters, ssh=state,
-                     target=target, block=block, problem=problem, notes=notes)
+                     target=target, block=block, problem=problem, notes=notes,
+                     launch_key=verdict)
 
 
 def as_dict(report: JobReport) -> dict[str, Any]:
@@ -110,5 +129,6 @@ def as_dict(report: JobReport) -> dict[str, Any]:
         "statuses": [e.__dict__ for e in report.statuses],
         "cluster_statuses": [e.__dict__ for e in report.cluster_statuses],
         "problem": report.problem,
+        "launch_key": report.launch_key.state,
         "notes": report.notes,
     }

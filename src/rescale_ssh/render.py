@@ -72,15 +72,16 @@ def job_dict(row: JobSummary) -> dict[str, Any]:
     return {
         "id": row.id,
         "alias": row.alias,
-        "name": row.name,
-        "owner": row.owner,
+        "name": row.name or None,  # none given: null, not ""
+        "owner": row.owner or None,
         "shared": row.shared,
-        "submitted": row.submitted,
+        "submitted": row.submitted or None,
         "status": row.status,
         "cluster_status": row.cluster,
         "ssh": row.ssh,
         "user": None if t is None else t.user,
         "host": None if t is None else t.host,
         "port": None if t is None else t.port,
+        "launch_key": row.launch_key,
         "notes": row.notes,
     }

@@ -61,9 +61,13 @@ def run(
     command = ssh_command(settings, where.alias, where.workdir, extra, ssh_program)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C belongs to the remote shell
     try:
-        return subprocess.call(command)
+        code = subprocess.call(command)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if code == 255:  # ssh(1): 255 when it could not connect or log in, else the shell's code
+        notify(f"ssh could not connect to {where.alias} or log in (exit 255): "
+               f"`rescale-ssh doctor {job}` says why", None)
+    return code
 
 
 def _add(settings: Settings, job: str) -> hosts.Where:
@@ -78,15 +82,28 @@ def _add(settings: Settings, job: str) -> hosts.Where:
 
 def _note_if_ending(settings: Settings, job: str,
                     notify: Callable[[str, str | None], None]) -> None:
-    """A completed job whose cluster is still up: the session ends when the cluster stops."""
-    from rescale_ssh import joblist, resolver
+    """A completed job whose cluster is still up: the session ends when the cluster stops. A
+    cluster launched with a key other than the block's: ssh will be refused (launchkey.py:
+    the job detail, unless known from before)."""
+    from rescale_ssh import joblist, launchkey, resolver
     from rescale_ssh.cli_common import open_client
 
     try:
         with open_client(settings) as client:
             status = resolver.statuses(client, job)
+            verdict = launchkey.check(client, job, _identity(settings, job))
     except RescaleSSHError:
         return  # no key or no platform: nothing to say, the connection may still work
+    if verdict.message(job):
+        notify(verdict.message(job) or "", launchkey.HINT)
     if status.job and joblist.is_final(status.job) and \
             joblist.ssh_state(status.job, status.cluster or "") != joblist.STOPPED:
         notify(joblist.ended_note(job), None)
+
+
+def _identity(settings: Settings, job: str) -> str:
+    """The key ssh offers the job: its block's, else the one the settings name."""
+    try:
+        return hosts.find(settings, job).identity or settings.identity
+    except RescaleSSHError:
+        return settings.identity

@@ -13,7 +13,10 @@ statuses; joblist.ask): it is dropped when its cluster is down, or it ended with
 platform does not know it (404); it is kept, with a note, when it could not be told. Never
 dropped blindly, never kept forever. Instances are fetched for each job with a started cluster
 (no logs: a new block gets the default working directory; an existing block keeps the one it
-had).
+had). For each job ``sync`` adds, the key its cluster was launched with is compared with the
+user's (launchkey.py): the job detail, one request, only for a job whose key is not known from
+before (``add``, ``status``, an earlier ``sync``), and for at most :data:`KEY_CHECKS` jobs a
+run; the others are checked by later runs' ``jobs --check-keys`` or ``status``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescale_ssh import configfile, jobcache, joblist, knownhosts, section, toolfiles
+from rescale_ssh import configfile, jobcache, joblist, knownhosts, launchkey, section, toolfiles
 from rescale_ssh.client import Client
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import RescaleSSHError
@@ -42,6 +45,11 @@ class SyncResult:
     forgotten_keys: int = 0
     requests: int = 0
     dry_run: bool = False
+    launch_keys: dict[str, launchkey.Verdict] = field(default_factory=dict)  # differing only
+    keys_unchecked: list[str] = field(default_factory=list)  # added, over KEY_CHECKS
+
+
+KEY_CHECKS = 20  # job details asked for by one sync at most (one request each)
 
 
 def why_dropped(row: joblist.JobSummary | None) -> str | None:
@@ -142,6 +150,10 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
         fresh.entries = dict(wanted)
         return section.splice(data, fresh, path=str(path))
 
+    verdicts, result.keys_unchecked = launchkey.check_each(
+        client, result.added, settings.identity, fetch_missing=True, limit=KEY_CHECKS,
+        concurrency=joblist.CONCURRENCY, save=not dry_run)
+    result.launch_keys = {job: v for job, v in verdicts.items() if v.state == launchkey.DIFFERS}
     result.change = toolfiles.write_section(
         settings, compute, dry_run=dry_run, action="sync" if add and result.added else None)
     moved = [job for job in result.updated

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
 from rescale_ssh.errors import NotFoundError, RescaleSSHError
+
+if TYPE_CHECKING:
+    from rescale_ssh.settings import Settings
 
 
 def folder_uri(alias: str, workdir: str) -> str:
@@ -30,3 +34,18 @@ def open_folder(alias: str, workdir: str) -> None:
             + (f": {detail[-1]}" if detail else ""),
             "check that the Remote-SSH extension is installed",
         )
+
+
+def refusal(settings: Settings, job: str) -> str | None:
+    """VS Code runs ssh itself: why the cluster will refuse the key, when that is known without
+    a request (launchkey.py: what add, sync or status learned); None otherwise."""
+    from rescale_ssh import hosts, launchkey
+
+    try:
+        identity = hosts.find(settings, job).identity or settings.identity
+    except RescaleSSHError:
+        identity = settings.identity
+    try:
+        return launchkey.known_verdict(settings.platform(), job, identity).message(job)
+    except RescaleSSHError:
+        return None
