@@ -270,7 +270,8 @@ def test_local_commands_run_on_windows(windows: Windows, ssh_config: Path,
     windows("key", "fingerprint")
     windows("key", "export", "--ppk", str(tmp_path / "rescale.ppk"))
     assert (tmp_path / "rescale.ppk").read_text().startswith("PuTTY-User-Key-File-3: ")
-    windows("doctor", expect=(0, 1))
+    doctor = windows("doctor", expect=(0, 1)).stdout
+    assert "rescale_ed25519" in doctor and "key permissions" not in doctor, doctor  # ACLs there
     windows("uninstall", "--yes")
 
 

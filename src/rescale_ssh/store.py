@@ -413,7 +413,8 @@ class Locked:
                                          and os.path.isdir(where)):
             why = f"{where} is not a lock file"
         return ConfigError(f"cannot lock {self.path}: {why}"
-                           + (" (this file system has no flock)" if self.fallback else ""),
+                           + ("" if not self.fallback else " (Windows has no flock)"
+                              if posix.windows() else " (this file system has no flock)"),
                            f"check that {os.path.dirname(self.path)} is yours and writable "
                            "(`rescale-ssh doctor`); remove what is in the way")
 
