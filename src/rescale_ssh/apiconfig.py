@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, paths
+from rescale_ssh import configfile, paths, posix
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.settings import DEFAULT_PROFILE, KEY_NAMES, URL_NAMES
 
@@ -232,7 +232,7 @@ def _edit(path: Path, compute: Edit) -> None:
     if not folder.is_dir():
         paths.private_dir(folder)  # every folder made here is 0700
     elif (path == paths.home() / ".config" / "rescale" / "apiconfig"
-          and folder.stat().st_uid == os.getuid() and stat.S_IMODE(folder.stat().st_mode) & 0o077):
+          and folder.stat().st_uid == posix.uid() and stat.S_IMODE(folder.stat().st_mode) & 0o077):
         # ~/.config/rescale/ holds API keys and nothing else. A RESCALE_CONFIG_FILE's folder
         # may hold anything (a project, $HOME): its mode is the user's business.
         with contextlib.suppress(OSError):

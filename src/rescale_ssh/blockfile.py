@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 
-from rescale_ssh import hostblock, jobcache, store
+from rescale_ssh import hostblock, jobcache, posix, store
 from rescale_ssh.errors import InvalidValueError, RescaleSSHError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.hostblock import HostEntry
@@ -99,7 +99,7 @@ def publish(conf: HookConf, job: str, entry: Entry, *, now: float | None = None)
         if not hosts_current:
             _write_hosts(conf, changed={job: entry})
         # Stale entries are the sweeper's to drop (markers first): not where there is none.
-        stale = set() if hasattr(os, "fork") else _stale(conf, time.time())
+        stale = set() if posix.can_fork() else _stale(conf, time.time())
         _write_fresh(conf, add=job, entry=entry, drop=stale)
         _mark(conf, job, entry, now)
     sweep_later(conf)
@@ -228,13 +228,13 @@ def sweep_later(conf: HookConf) -> None:
     newest entry is stale, prunes, and exits when the file is gone: at most a minute or so
     after the last hook run. Where there is no fork (Windows), the next hook run prunes.
     """
-    if not hasattr(os, "fork"):
+    if not posix.can_fork():
         return
     lock = store.Locked(os.path.join(conf.state_dir, "locks", "sweeper"), timeout=0.0)
     if not lock.__enter__():
         return  # a sweeper is at work: it sees the new entries when it wakes
     try:
-        child = os.fork()
+        child = posix.fork()
     except OSError:  # no process to spare: the next hook run prunes instead
         lock.release()
         return
@@ -243,7 +243,7 @@ def sweep_later(conf: HookConf) -> None:
         os.waitpid(child, 0)
         return
     try:  # the first child: detach, then leave the work to a grandchild init adopts
-        os.setsid()
+        posix.new_session()
         null = os.open(os.devnull, os.O_RDWR)
         for stream in (0, 1, 2):
             os.dup2(null, stream)
@@ -253,7 +253,7 @@ def sweep_later(conf: HookConf) -> None:
         else:
             os.closerange(3, fd)
             os.closerange(fd + 1, 65536)
-        if os.fork() == 0:
+        if posix.fork() == 0:
             lock.adopt()
             try:
                 _sweep(conf)

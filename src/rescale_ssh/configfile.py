@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import exchange, paths
+from rescale_ssh import exchange, paths, posix
 from rescale_ssh.errors import ConfigError, ReadOnlyConfigError
 from rescale_ssh.store import alive
 
@@ -215,39 +215,11 @@ def settled(path: Path, own: tuple[int, int, int, int, int] | None = None) -> Sn
         snap = again
 
 
-_F_SETLEASE = 1024  # linux/fcntl.h (F_LINUX_SPECIFIC_BASE + 0)
-
-
 def being_written(path: Path) -> bool:
     """Another process holds the file open for writing (Linux: a read lease cannot be had
     then, fcntl(2) F_SETLEASE); an in-place save that pauses half-way is caught this way.
     False where this cannot be known (another OS, a network file system, not the owner)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import fcntl
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return False  # signal handlers can only be set there (see below)
-    try:
-        fd = os.open(real_path(path), os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    # While the lease is held, another process opening the file for writing sends us SIGIO,
-    # whose default action ends the process: ignore it for these few microseconds.
-    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)
-    try:
-        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
-    except OSError as exc:
-        return exc.errno == errno.EAGAIN
-    else:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
-        return False
-    finally:
-        os.close(fd)
-        signal.signal(signal.SIGIO, previous)
+    return posix.lease_refused(str(real_path(path)))
 
 
 def _recent(ident: tuple[int, int, int, int, int]) -> bool:
@@ -293,7 +265,10 @@ def check_secure(path: Path) -> None:
     the owner's private group (user-group-modes.patch: umask 002 makes configs 0664 there). The
     folder is held to the same rule: whoever may write it can swap the file. Root may manage
     another user's file (the owner is kept), so the owner is checked only for other users.
+    Not on Windows: modes there are only the read-only bit, and access is by ACLs.
     """
+    if not posix.modes_apply():
+        return
     target = real_path(path)
     for item, what in ((target, "file"), (target.parent, "folder")):
         try:
@@ -313,8 +288,8 @@ def check_secure(path: Path) -> None:
                 "ssh refuses a config others can change too (Bad owner or permissions)",
                 f"run `chmod go-w {item}`, then run the command again",
             )
-        uid = os.getuid()
-        if uid != 0 and info.st_uid not in (0, uid):
+        uid = posix.uid()
+        if uid is not None and uid != 0 and info.st_uid not in (0, uid):
             raise ConfigError(
                 f"refusing to change {path}: {name} belongs to another user (uid {info.st_uid}); "
                 "ssh refuses such a config too (Bad owner or permissions)",
@@ -325,18 +300,14 @@ def check_secure(path: Path) -> None:
 def private_group(uid: int, gid: int) -> bool:
     """Group ``gid`` is user ``uid``'s alone: no one else has it as their primary group or is
     listed in it, and the user is (Debian's user-group-modes.patch, secure_permissions)."""
-    try:
-        import grp
-        import pwd
-
-        group = grp.getgrgid(gid)
-        owner = pwd.getpwuid(uid).pw_name
-        primary = [entry.pw_uid for entry in pwd.getpwall() if entry.pw_gid == gid]
-    except (ImportError, KeyError):
+    found, user, everyone = posix.group(gid), posix.account(uid), posix.accounts()
+    if found is None or user is None or everyone is None:
         return False
-    if any(other != uid for other in primary) or group.gr_mem not in ([], [owner]):
+    members = found[1]
+    primary = [entry.uid for entry in everyone if entry.gid == gid]
+    if any(other != uid for other in primary) or members not in ([], [user.name]):
         return False
-    return bool(primary or group.gr_mem)
+    return bool(primary or members)
 
 
 def read_only(path: Path) -> bool:
@@ -413,7 +384,7 @@ def _swap_in(path: Path, snap: Snapshot, data: bytes
         return None  # created or deleted since the read
     mode = stat.S_IMODE(info.st_mode) if info else 0o600
     owner = None
-    if info is not None and hasattr(os, "fchown") and os.geteuid() == 0:
+    if info is not None and posix.is_root():
         owner = (info.st_uid, info.st_gid)
     tmp = _temp(target, data, mode=mode, owner=owner)
     ours = os.stat(tmp).st_ino
@@ -477,9 +448,9 @@ def _temp(target: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None
                                      TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
+            posix.fchmod(handle.fileno(), mode)
             if owner is not None:
-                os.fchown(handle.fileno(), *owner)
+                posix.fchown(handle.fileno(), *owner)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

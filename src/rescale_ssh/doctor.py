@@ -21,6 +21,7 @@ from rescale_ssh import (
     keys,
     launchkey,
     lifecycle,
+    posix,
     programs,
     resolver,
     section,
@@ -324,10 +325,10 @@ def _key(report: Report, identity: str) -> keys.KeyFile | None:
         report.add("key", PASS, f"{identity}: {local.public.fingerprint} "
                    f"({local.public.label})")
     mode = keys.mode_of(identity)
-    if os.name == "posix" and mode & 0o077:
+    if posix.modes_apply() and mode & 0o077:  # Windows: ACLs, which ssh.exe checks itself
         report.add("key permissions", FAIL, f"{identity} has mode {mode:04o}: others may read "
                    "it, and ssh refuses such a key", f"chmod 600 {identity}")
-    elif os.name == "posix":
+    elif posix.modes_apply():
         report.add("key permissions", PASS, f"mode {mode:04o}")
     protected = "protected by a passphrase" if local.protected else "not protected by a passphrase"
     report.add("passphrase", INFO, f"the key is {protected}")

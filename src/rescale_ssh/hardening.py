@@ -12,10 +12,8 @@ the limit of 0 is inherited. Standard library only; costs ctypes' import, on col
 
 from __future__ import annotations
 
-import contextlib
-import sys
+from rescale_ssh import posix
 
-PR_SET_DUMPABLE = 4
 _done = False
 
 
@@ -26,17 +24,5 @@ def no_core_dumps() -> None:
     if _done:
         return
     _done = True
-    try:
-        import resource
-    except ImportError:  # Windows: no core files to speak of
-        return
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    posix.no_core_limit()  # Windows: no core files to speak of
+    posix.not_dumpable()

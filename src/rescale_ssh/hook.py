@@ -86,10 +86,10 @@ def trusted(state_dir: str, record: str | None = None) -> None:
     """Refuse a state folder (or a record in it) that is not the user's own, or that others
     can write (ownership.py): nothing is read from it or written to it, so nothing root or
     another user put there runs, and nothing this run writes is left for them."""
-    from rescale_ssh import ownership
+    from rescale_ssh import ownership, posix
 
     found = ownership.problems(state_dir, records=False) if record is None else [
-        p for p in [ownership.entry_problem(record, os.geteuid(), inside_ours=True)] if p]
+        p for p in [ownership.entry_problem(record, posix.euid(), inside_ours=True)] if p]
     if found:
         raise ConfigError(found[0].message, found[0].fix)
 

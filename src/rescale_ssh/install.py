@@ -27,6 +27,7 @@ from rescale_ssh import (
     toolfiles,
 )
 from rescale_ssh.configfile import Change
+from rescale_ssh.errors import ConfigError
 from rescale_ssh.hookconf import HookConf
 from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
@@ -58,8 +59,14 @@ class UninstallResult:
 
 def install(settings: Settings, *, dry_run: bool = False, timeout: float | None = None,
             wait: float | None = None) -> InstallResult:
-    from rescale_ssh import openssh
+    from rescale_ssh import openssh, posix
 
+    if posix.windows():
+        # The hook's Match line runs a POSIX sh script (<state>/hook): Windows' ssh cannot.
+        raise ConfigError("install is not supported on Windows: the hook's Match exec line "
+                          "needs a POSIX shell, which Windows' OpenSSH does not run",
+                          "add jobs with `rescale-ssh add JOB` or `rescale-ssh sync` instead "
+                          "(README: Windows)")
     openssh.require_supported("install the hook")
     path = settings.ssh_config
     configfile.check_secure(path)  # before any file of ours is written

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from rescale_ssh import configfile, store
+from rescale_ssh import configfile, posix, store
 from rescale_ssh.errors import ConfigError
 
 
@@ -66,7 +66,7 @@ def ensure(path: Path) -> None:
     store.ensure_dir(str(path.parent))
     _not_a_link(path)
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, store.NOFOLLOW | os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(path, posix.NOFOLLOW | os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _not_a_link(path: Path) -> None:

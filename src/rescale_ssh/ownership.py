@@ -13,6 +13,9 @@ refuse to go on while there is one (doctor names it). Run as root on files anoth
 (``sudo`` keeping that user's HOME), :func:`foreign_owner` tells: what root writes there would
 be root's, and the user's ssh would stop at it.
 
+On Windows (no uids, and modes that are only the read-only bit) only the link rule applies:
+whatever ssh there reads is the user's business and their ACLs'.
+
 Standard library only (os, stat): the hook's cold path checks the folder it writes in.
 """
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import os
 import stat
+
+from rescale_ssh import posix
 
 # What ssh reads or runs for us, in the state folder (included.py, hookconf.py, blockfile.py).
 FILES = ("ssh.conf", "fresh.conf", "broken.conf", "hosts.conf", "hook", "hook.conf",
@@ -44,21 +49,18 @@ class Problem:
 
 
 def _who(uid: int) -> str:
-    try:
-        import pwd
-
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except (ImportError, KeyError):
-        return f"uid {uid}"
+    found = posix.account(uid)
+    return f"uid {uid}" if found is None else f"{found.name} (uid {uid})"
 
 
 def _writable_by_others(st: os.stat_result) -> bool:
     return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
-def entry_problem(path: str, uid: int, *, inside_ours: bool) -> Problem | None:
+def entry_problem(path: str, uid: int | None, *, inside_ours: bool) -> Problem | None:
     """What is wrong with one file or folder of ours (``None``: nothing, or it is not there).
-    ``inside_ours``: it sits in a folder of the user's, who can remove it whoever owns it."""
+    ``inside_ours``: it sits in a folder of the user's, who can remove it whoever owns it.
+    ``uid`` None (Windows): only whether it is a link."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -66,6 +68,8 @@ def entry_problem(path: str, uid: int, *, inside_ours: bool) -> Problem | None:
     if stat.S_ISLNK(st.st_mode):
         return Problem(path, "is a symbolic link (rescale-ssh never makes one there)",
                        f"remove it (`rm {path}`), then run `rescale-ssh install` again")
+    if uid is None:
+        return None
     if st.st_uid != uid:
         how = "`sudo rm -rf`" if st.st_uid == 0 else "`rm -rf`"
         return Problem(path, f"is owned by {_who(st.st_uid)}, not by you ({_who(uid)})",
@@ -94,8 +98,11 @@ def _above(state_dir: str) -> list[str]:
     return folders
 
 
-def parent_problem(state_dir: str, uid: int) -> Problem | None:
-    """A folder above the state folder that someone else could use to swap ours."""
+def parent_problem(state_dir: str, uid: int | None) -> Problem | None:
+    """A folder above the state folder that someone else could use to swap ours (not asked
+    on Windows: ``uid`` None)."""
+    if uid is None:
+        return None
     for folder in _above(state_dir):
         found = _folder_problem(folder, state_dir, uid)
         if found is not None:
@@ -127,8 +134,9 @@ def _folder_problem(folder: str, state_dir: str, uid: int) -> Problem | None:
 
 def problems(state_dir: str, uid: int | None = None, *, records: bool = True
              ) -> list[Problem]:
-    """Everything wrong with the state folder and what ssh reads or runs from it."""
-    uid = os.geteuid() if uid is None else uid
+    """Everything wrong with the state folder and what ssh reads or runs from it (``uid``:
+    the effective one by default; on Windows there is none, and only links are refused)."""
+    uid = posix.euid() if uid is None else uid
     if not os.path.lexists(state_dir):
         missing = parent_problem(state_dir, uid)
         return [missing] if missing else []
@@ -167,24 +175,23 @@ def problems(state_dir: str, uid: int | None = None, *, records: bool = True
 def _private_group(st: os.stat_result, uid: int) -> bool:
     """The folder's group is the user's own private group (named after them, no members
     listed): a group-writable home (0775, as some distributions make them) is theirs alone."""
-    try:
-        import grp
-        import pwd
-
-        user = pwd.getpwuid(uid)
-        group = grp.getgrgid(st.st_gid)
-    except (ImportError, KeyError):
+    user, group = posix.account(uid), posix.group(st.st_gid)
+    if user is None or group is None:
         return False
-    if st.st_gid != user.pw_gid or group.gr_name != user.pw_name or \
-            [member for member in group.gr_mem if member != user.pw_name]:
+    name, members = group
+    if st.st_gid != user.gid or name != user.name or \
+            [member for member in members if member != user.name]:
         return False
     # An account whose primary group it is is not listed in gr_mem (useradd -g alice svc).
-    return not any(entry.pw_gid == st.st_gid and entry.pw_uid != uid
-                   for entry in pwd.getpwall())
+    everyone = posix.accounts() or []
+    return not any(entry.gid == st.st_gid and entry.uid != uid for entry in everyone)
 
 
-def _link_is_ours(path: str, uid: int) -> bool:
-    """A state folder the user made a symbolic link to a folder of theirs (dotfiles do)."""
+def _link_is_ours(path: str, uid: int | None) -> bool:
+    """A state folder the user made a symbolic link to a folder of theirs (dotfiles do; on
+    Windows, which has no owners to compare, any link the user made there)."""
+    if uid is None:
+        return True
     try:
         return os.lstat(path).st_uid == uid and os.stat(path).st_uid == uid and \
             not _writable_by_others(os.stat(path))
@@ -195,7 +202,7 @@ def _link_is_ours(path: str, uid: int) -> bool:
 def foreign_owner(*paths: str) -> int | None:
     """Run as root: the uid of another user who owns the nearest existing of ``paths`` (or of
     a folder above it), when there is one. None when we are not root, or they are root's."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    if not posix.is_root():
         return None
     for path in paths:
         current = os.path.abspath(path)

@@ -185,16 +185,12 @@ def explain(message: str, hint: str | None) -> None:
 def hand_over(sock: _socket.socket) -> bool:
     """Pass the socket to ssh through stdout when it is a Unix socket (ProxyUseFdpass);
     False when that is impossible and the caller must relay."""
+    from rescale_ssh import posix
+
     sock.settimeout(None)
-    if not (hasattr(_socket, "SCM_RIGHTS") and stat.S_ISSOCK(os.fstat(1).st_mode)):
+    if not (posix.can_pass_fds() and stat.S_ISSOCK(os.fstat(1).st_mode)):
         return False
-    channel = _socket.socket(fileno=os.dup(1))
-    try:
-        # socket.send_fds, without the module: one byte of data, the descriptor as a C int.
-        rights = sock.fileno().to_bytes(4, sys.byteorder, signed=True)
-        channel.sendmsg([b"\0"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-    finally:
-        channel.close()
+    posix.send_fd(1, sock.fileno())
     sock.close()
     return True
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -12,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rescale_ssh import hosts
+from rescale_ssh import hosts, posix
 from rescale_ssh.errors import NotFoundError, RescaleSSHError
 from rescale_ssh.settings import Settings
 
@@ -28,7 +26,7 @@ def ssh_command(settings: Settings, alias: str, workdir: str, extra: list[str],
     if program is None:
         raise NotFoundError("ssh is not installed", "install OpenSSH's client")
     command = [program]
-    default = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "config"
+    default = Path(posix.passwd_home()) / ".ssh" / "config"
     if settings.ssh_config != default:
         command += ["-F", str(settings.ssh_config)]  # ssh reads only ~/.ssh/config by itself
     if sys.stdin.isatty():

@@ -13,7 +13,8 @@ so it cannot be swapped for a link half-way either. The state folder itself may 
 own link (dotfiles): ownership.py judges that.
 
 Locks are flock(2); where a file system has none (NFS without lockd: ENOLCK, some FUSE:
-EOPNOTSUPP), a lock file made with ``O_EXCL`` stands in (:class:`Locked`).
+EOPNOTSUPP), and on Windows, which has none at all, a lock file made with ``O_EXCL`` stands in
+(:class:`Locked`). What only POSIX has is asked through posix.py.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import os
 import stat
 import zlib
 
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+from rescale_ssh import posix
+from rescale_ssh.posix import CLOEXEC, NOFOLLOW, NONBLOCK
+
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC
 _LINK_ERRNOS = (errno.ELOOP, errno.EMLINK)  # O_NOFOLLOW met a link (EMLINK: FreeBSD)
 # The folders rescale-ssh makes in its state folder (ownership.FOLDERS): never a link of ours.
@@ -109,7 +111,7 @@ def format_record(record: dict[str, str]) -> str:
 def _open_regular(path: str) -> io.TextIOWrapper:
     """``path`` opened for reading as text, unless it is a link (ELOOP) or not a regular file
     (a FIFO would block a reader forever)."""
-    fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC | NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
@@ -122,8 +124,8 @@ def _open_regular(path: str) -> io.TextIOWrapper:
 def _holds(path: str, data: str, mode: int) -> bool:
     try:
         with _open_regular(path) as handle:
-            return bool(handle.read() == data and
-                        (os.fstat(handle.fileno()).st_mode & 0o777) == mode)
+            return bool(handle.read() == data and (
+                (os.fstat(handle.fileno()).st_mode & 0o777) == mode or not posix.modes_apply()))
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -145,7 +147,7 @@ def open_folder(folder: str) -> int | None:
         if ours and os.path.islink(folder):
             raise linked_folder(folder)
         return None
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC | (NOFOLLOW if ours else 0)
+    flags = os.O_RDONLY | posix.DIRECTORY | CLOEXEC | (NOFOLLOW if ours else 0)
     try:
         return os.open(folder, flags)
     except OSError as exc:
@@ -227,7 +229,7 @@ def write_atomic(path: str, data: str, *, durable: bool = True, mode: int = 0o60
         fd, tmp = inside.temp(f".{name}.{os.getpid()}.", ".tmp")
         try:
             if mode != 0o600:
-                os.fchmod(fd, mode)
+                posix.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(data)
                 handle.flush()
@@ -303,18 +305,8 @@ STALE_HERE_AFTER = 3600.0  # seconds: a claim of a live process here (its pid re
 _HALF_MADE = 5.0  # seconds: a claim still empty this long lost its writer
 
 
-def _host() -> str:
-    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process (EPERM): alive
-    return True
+_host = posix.host_name
+alive = posix.alive  # (never os.kill(pid, 0): on Windows that ends the process)
 
 
 class Locked:
@@ -340,10 +332,7 @@ class Locked:
     def __enter__(self) -> bool:
         import time
 
-        try:
-            import fcntl  # noqa: F401 - used in _try
-        except ImportError:  # pragma: no cover - Windows: no inter-process lock for the hook
-            return True
+        self.fallback = self.fallback or not posix.has_flock()  # Windows: the claim file
         folder, name = os.path.split(self.path)
         ensure_dir(folder)
         deadline = time.monotonic() + self.timeout
@@ -360,13 +349,11 @@ class Locked:
             raise self._error(_full(exc, folder)) from None
 
     def _try(self, inside: _In, name: str) -> bool:
-        import fcntl
-
         if not self.fallback:
             if self.fd < 0:
                 self.fd = self._open(inside, name)
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                posix.flock(self.fd)
             except BlockingIOError:
                 return False
             except OSError as exc:
@@ -426,7 +413,8 @@ class Locked:
                                          and os.path.isdir(where)):
             why = f"{where} is not a lock file"
         return ConfigError(f"cannot lock {self.path}: {why}"
-                           + (" (this file system has no flock)" if self.fallback else ""),
+                           + ("" if not self.fallback else " (Windows has no flock)"
+                              if posix.windows() else " (this file system has no flock)"),
                            f"check that {os.path.dirname(self.path)} is yours and writable "
                            "(`rescale-ssh doctor`); remove what is in the way")
 
@@ -465,9 +453,7 @@ class Locked:
                 pass  # gone already (taken over as stale): nothing of ours left
             self.claim = ""
         if self.held and self.fd >= 0:
-            import fcntl
-
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            posix.unlock(self.fd)
         self.held = False
         self._close()
 
@@ -478,8 +464,8 @@ class Locked:
 def _read_claim(inside: _In, held: str) -> str | None:
     """The claim's text; None when it cannot be read as one (gone, a link, not a file)."""
     try:
-        fd = os.open(inside.name(held), os.O_RDONLY | NOFOLLOW | CLOEXEC |
-                     getattr(os, "O_NONBLOCK", 0), dir_fd=inside.fd)
+        fd = os.open(inside.name(held), os.O_RDONLY | NOFOLLOW | CLOEXEC | NONBLOCK,
+                     dir_fd=inside.fd)
     except OSError:
         return None
     try:

@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rescale_ssh import ownership, paths, store
+from rescale_ssh import ownership, paths, posix, store
 from rescale_ssh.errors import ConfigError, UsageError, shorten
 
 if TYPE_CHECKING:
@@ -156,9 +156,9 @@ def _check_safe(file: str) -> None:
     """Refuse a file that someone else could have written (readconf.c's rule for ssh's own
     config: owned by the user or root, writable by no one else; ownership.py's for the folders
     above it)."""
-    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows: no owners to compare
+    uid = posix.euid()
+    if uid is None:  # pragma: no cover - Windows: no owners to compare
         return
-    uid = os.geteuid()
     target = os.path.realpath(file)
     for name, st in ((file, os.lstat(file)), (target, os.stat(target))):
         if st.st_uid not in (uid, 0):
