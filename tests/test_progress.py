@@ -198,3 +198,19 @@ def test_the_hook_never_draws_progress(
     term = spawn(command, {})
     term.finish(timeout=60)
     assert "asking" not in term.text and "\r" not in term.text.replace("\r\n", ""), term.text
+
+
+def test_ctrl_c_in_any_command_says_so(platform: FakePlatform) -> None:
+    """Typer turned ^C into a silent exit 130: the user saw nothing at all."""
+    platform.latency = 5.0
+    proc = subprocess.Popen([sys.executable, "-m", "rescale_ssh", "jobs"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while platform.count() == 0:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert (out, err) == ("", "rescale-ssh: interrupted\n")
