@@ -901,7 +901,7 @@ def bench_custom(ctx: Ctx, result: ItemResult) -> None:
         kinds: list[dict[str, int]] = []
         for _ in range(1 + ctx.reps(3, 1)):
             start = platform.count()
-            run([ctx.cli, "sync"], sb.env, timeout=SYNC_TIMEOUT)
+            run([ctx.cli, "sync", "--yes"], sb.env, timeout=SYNC_TIMEOUT)  # no terminal
             runs.append(platform.count() - start)
             kinds.append(request_kinds(platform.requests[start:]))
     later = max(runs[1:])
@@ -952,7 +952,8 @@ def bench_history(ctx: Ctx, result: ItemResult) -> None:
                 platform.list_filter = mode
                 restore(sb.config, USER_CONFIG.encode())
                 start = platform.count()
-                argv = [ctx.cli, "jobs", "--json"] if command == "jobs" else [ctx.cli, "sync"]
+                argv = [ctx.cli, "jobs", "--json"] if command == "jobs" else [
+                    ctx.cli, "sync", "--yes"]  # no terminal: a sync that drops needs --yes
                 elapsed, proc = timed(argv, sb.env, timeout=SYNC_TIMEOUT)
                 runs[name]["seconds"].append(elapsed)
                 runs[name]["requests"].append(platform.count() - start)

@@ -46,8 +46,8 @@ def test_add_list_path_remove(cli: Cli, ssh_config: Path) -> None:
     assert cli("path", "Fotxeb", "results/run1").stdout == (
         "rescale-Fotxeb:/enc/uprod_Fotxeb/work/results/run1\n"
     )
-    assert cli("remove", "Fotxeb").stdout.startswith("Removed rescale-Fotxeb")
-    assert "nothing to remove" in cli("remove", "Fotxeb").stdout
+    assert cli("remove", "--yes", "Fotxeb").stdout.startswith("Removed rescale-Fotxeb")
+    assert "nothing to remove" in cli("remove", "--yes", "Fotxeb").stdout
     assert ssh_config.read_bytes() == b""
     assert cli("list", "--json").stdout.strip() == "[]"
 
@@ -62,7 +62,7 @@ def test_global_options_anywhere_and_env(cli: Cli, tmp_path: Path) -> None:
     other = tmp_path / "other_config"
     cli("add", "Fotxeb", "--from-log", LINE, "--ssh-config", str(other), "--identity", "/k/id")
     assert b"IdentityFile /k/id" in other.read_bytes()
-    cli("--ssh-config", str(other), "remove", "Fotxeb")
+    cli("--ssh-config", str(other), "remove", "--yes", "Fotxeb")
     assert other.read_bytes() == b""
     cli("add", "Fotxeb", "--from-log", LINE, env={"RESCALE_SSH_CONFIG": str(other),
                                                   "RESCALE_SSH_IDENTITY": "/env/key"})

@@ -249,7 +249,7 @@ def test_a_resumed_workstation_is_refreshed_by_sync(
     cli("add", "Desk1", env=env)
     assert ssh_config_of(str(ssh_config), "rescale-Desk1")["port"] == [str(sshd.port)]
     resume(platform, "Desk1", sshd2)
-    cli("sync", env=env)
+    cli("sync", "--yes", env=env)
     assert ssh_config_of(str(ssh_config), "rescale-Desk1")["port"] == [str(sshd2.port)]
     assert ssh(ssh_config, "rescale-Desk1", "echo", "back").stdout.strip() == "back"
 
@@ -485,7 +485,7 @@ def test_sync_of_an_all_custom_cluster_asks_for_its_logs_only_once(
     platform.add_job("Cust4", kind="custom", workers=1, host="198.51.100.44")
     cli("add", "Cust3")
     platform.requests.clear()
-    cli("sync")
+    cli("sync", "--yes")
     assert platform.count("/api/v3/jobs/Cust3/logs") == 0
     assert platform.count("/api/v3/jobs/Cust4/logs") == 1  # never found before
     assert platform.count("/api/v2/jobs/Cust3/instances/") == 1

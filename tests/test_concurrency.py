@@ -27,7 +27,7 @@ def test_parallel_adds_and_removes_lose_nothing(ssh_config: Path) -> None:
         if i < 6:
             args = ["add", job, "--from-log", f"Command: ssh u_{job}@192.0.2.{i + 1}"]
         else:
-            args = ["remove", job]
+            args = ["remove", "--yes", job]
         procs.append(subprocess.Popen([sys.executable, "-m", "rescale_ssh", *args],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     for proc in procs:

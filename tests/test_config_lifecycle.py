@@ -92,7 +92,7 @@ def test_the_end_of_the_users_file_is_never_touched(cli: Cli, ssh_config: Path) 
     cli("add", "Fotxeb", "--from-log", LINE)
     data = ssh_config.read_bytes()
     assert data.endswith(theirs) and user_part(data) == theirs
-    cli("remove", "Fotxeb")
+    cli("remove", "--yes", "Fotxeb")
     cli("uninstall", "--yes")
     assert ssh_config.read_bytes() == theirs
 
@@ -105,7 +105,7 @@ def test_text_glued_to_an_end_marker_stays_the_users(cli: Cli, ssh_config: Path)
     ours = ssh_config.read_bytes()
     assert ours.endswith(b"<<<\n")
     ssh_config.write_bytes(ours[:-1] + b"Host work\n  HostName w.example\n")
-    cli("remove", "Fotxeb")
+    cli("remove", "--yes", "Fotxeb")
     assert ssh_config.read_bytes() == b"Host work\n  HostName w.example\n"
 
 
@@ -205,7 +205,7 @@ def test_an_openssh_too_old_for_accept_new_gets_nothing_written(
     platform.add_job("Run1", host="203.0.113.8")
     results = [cli("add", "Fotxeb", "--from-log", LINE, env=env, expect=None),
                cli("install", "--yes", env=env, expect=None),
-               cli("sync", env=env, expect=None)]
+               cli("sync", "--yes", env=env, expect=None)]
     if refused:
         for result in results:
             assert result.returncode == 3, result
@@ -219,7 +219,7 @@ def test_an_openssh_too_old_for_accept_new_gets_nothing_written(
         # (sync dropped Fotxeb, which the platform does not list: added from a log line.)
         assert "Run1" in section.read(ssh_config.read_bytes(), path="c").entries
     # Removing is never refused: it is how a user on an old machine gets rid of the section.
-    assert cli("remove", "Fotxeb", env=env, expect=None).returncode == 0
+    assert cli("remove", "--yes", "Fotxeb", env=env, expect=None).returncode == 0
     assert cli("uninstall", "--yes", env=env, expect=None).returncode == 0
 
 
@@ -320,7 +320,7 @@ def test_remove_on_an_old_openssh_creates_nothing_it_refuses(
     cli("add", "Fotxeb", "--from-log", LINE)
     cli("add", "Other1", "--from-log", LINE.replace("Fotxeb", "Other1"))
     shutil.rmtree(state_of(isolated_home))
-    cli("remove", "Other1", env=fake_ssh(tmp_path / "bin", "7.5p1"))
+    cli("remove", "--yes", "Other1", env=fake_ssh(tmp_path / "bin", "7.5p1"))
     assert not (state_of(isolated_home) / "ssh.conf").exists()
     assert b"Host rescale-Fotxeb" in ssh_config.read_bytes()
 
@@ -331,7 +331,7 @@ def test_remove_is_not_stopped_by_an_odd_setting_of_its_own(
     ssh_config.parent.mkdir(mode=0o700)
     cli("add", "Fotxeb", "--from-log", LINE)
     cli("install", "--yes")
-    cli("remove", "Fotxeb", env={"RESCALE_API_URL": "not a platform"})
+    cli("remove", "--yes", "Fotxeb", env={"RESCALE_API_URL": "not a platform"})
     assert b"Host rescale-Fotxeb" not in ssh_config.read_bytes()
 
 
@@ -356,7 +356,7 @@ def test_a_comment_glued_to_our_end_marker_stays(cli: Cli, ssh_config: Path) -> 
     ssh_config.parent.mkdir(mode=0o700)
     cli("add", "Fotxeb", "--from-log", LINE)
     ssh_config.write_bytes(ssh_config.read_bytes()[:-1] + b"# mine\n")
-    cli("remove", "Fotxeb")
+    cli("remove", "--yes", "Fotxeb")
     assert ssh_config.read_bytes() == b"# mine\n"
 
 

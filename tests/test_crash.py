@@ -69,7 +69,7 @@ def test_twenty_processes_add_remove_and_resolve_at_once(
             [[*python, "add", job, "--from-log", f"Command: ssh -p {closed} u_{job}@127.0.0.1"]
              for job in added]
             + [[*python, "add", job] for job in fetched]
-            + [[*python, "remove", job] for job in removed]
+            + [[*python, "remove", "--yes", job] for job in removed]
             + [[require("ssh"), "-G", "-F", str(ssh_config), f"rescale-{job}"] for job in hooked]
         )
         assert len(commands) == 20
@@ -186,14 +186,14 @@ def test_sigkill_of_the_real_program_mid_write(ssh_config: Path, figures: Figure
     subprocess.run([*python, "add", "Kill1", "--from-log", line], check=True,
                    capture_output=True)
     with_job = ssh_config.read_bytes()
-    subprocess.run([*python, "remove", "Kill1"], check=True, capture_output=True)
+    subprocess.run([*python, "remove", "--yes", "Kill1"], check=True, capture_output=True)
     without = ssh_config.read_bytes()
     rng = random.Random(11)
     mid_write = 0
     for index in range(10):
         # Add when the job is not there, remove when it is: each run has something to write.
         there = ssh_config.read_bytes() == with_job
-        args = ["remove", "Kill1"] if there else ["add", "Kill1", "--from-log", line]
+        args = ["remove", "--yes", "Kill1"] if there else ["add", "Kill1", "--from-log", line]
         proc = subprocess.Popen([*python, *args], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         found = wait_for_temp(ssh_config.parent, time.monotonic() + 20)
@@ -202,7 +202,8 @@ def test_sigkill_of_the_real_program_mid_write(ssh_config: Path, figures: Figure
         proc.wait(10)
         mid_write += found and bool(temps(ssh_config.parent))
         assert ssh_config.read_bytes() in (without, with_job)
-    subprocess.run([*python, "remove", "Kill1"], check=True, capture_output=True, timeout=30)
+    subprocess.run([*python, "remove", "--yes", "Kill1"], check=True, capture_output=True,
+                   timeout=30)
     assert ssh_config.read_bytes() == without
     assert temps(ssh_config.parent) == []
     figures("SIGKILLs of the installed program", 10)

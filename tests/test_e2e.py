@@ -245,7 +245,7 @@ def test_remove_restores_the_config_and_forgets_the_keys(cli: Cli, sshd: SSHServ
     assert keys_for(ALIAS, sshd.port) and keys_for("rescale-Other1", sshd.port)
     assert "rescale-" not in tool_known_hosts().read_text()  # hashed (HashKnownHosts yes)
 
-    cli("remove", JOB)
+    cli("remove", "--yes", JOB)
 
     assert keys_for(ALIAS, sshd.port) == []
     assert keys_for("rescale-Other1", sshd.port) == [sshd.host_public_key]  # only that job's
@@ -255,7 +255,7 @@ def test_remove_restores_the_config_and_forgets_the_keys(cli: Cli, sshd: SSHServ
     assert "could not resolve hostname" in failed.stderr.lower(), str(failed)
     ssh(ssh_config, "rescale-Other1", "true")
 
-    cli("remove", "Other1")
+    cli("remove", "--yes", "Other1")
     assert ssh_config.read_bytes() == original
     assert tool_known_hosts().read_text() == ""
 

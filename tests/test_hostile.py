@@ -243,7 +243,7 @@ def test_instance_fields_from_the_platform_are_refused(world: World) -> None:
             note.startswith("no block for node (no id): invalid host from the platform")
             for note in status["notes"]), status["notes"]
         assert not world.canary.exists()
-        run_here("remove", job)
+        run_here("remove", "--yes", job)
     # The same through the installed program and, with the hook, through ssh itself.
     world.platform.jobs[job].instances = [head(world, job, publicIp=f"127.0.0.1 -oProxyCommand="
                                                                     f"touch {world.canary}")]
@@ -332,7 +332,7 @@ def test_pasted_lines_end_at_a_newline(world: World) -> None:
         assert "proxycommand" not in options and "localcommand" not in options
         assert options["permitlocalcommand"] == "no"
         assert not world.canary.exists()
-        assert run_here("remove", job).returncode == 0
+        assert run_here("remove", "--yes", job).returncode == 0
 
 
 def test_the_job_list_skips_what_it_cannot_trust(world: World) -> None:
@@ -346,7 +346,7 @@ def test_the_job_list_skips_what_it_cannot_trust(world: World) -> None:
     world.platform.add_job("Good1", instances=[head(world, "Good1", publicIp="127.0.0.1;x")])
     world.platform.add_job("Good2", instances=[head(world, "Good2", username="-oProxyCommand=x")])
     before = world.before()
-    result = run_here("sync")
+    result = run_here("sync", "--yes")
     assert result.returncode == 0, result
     assert "invalid host from the platform (job Good1)" in result.stdout + result.stderr
     assert "invalid user name from the platform (job Good2)" in result.stdout + result.stderr

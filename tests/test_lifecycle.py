@@ -140,12 +140,12 @@ def test_sync_adds_running_and_drops_stopped_within_the_request_budget(
     platform.add_job("Run3", host="203.0.113.13")
     platform.add_job("Queue1", status="Queued", cluster_status="Not Started")
     before = ssh_config.read_bytes()
-    dry = cli("sync", "--dry-run")
+    dry = cli("sync", "--yes", "--dry-run")
     assert "+Host rescale-Run2-2" in dry.stdout
     assert "would be dropped: rescale-Gone1 (not on the platform any more)" in dry.stdout
     assert ssh_config.read_bytes() == before
     platform.requests.clear()
-    result = cli("sync")
+    result = cli("sync", "--yes")
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("Added")) == [
         "Added rescale-Run1", "Added rescale-Run2", "Added rescale-Run3"]
     assert "Dropped rescale-Old1 (Completed, cluster stopped)" in result.stdout
@@ -161,7 +161,7 @@ def test_sync_adds_running_and_drops_stopped_within_the_request_budget(
     assert listed == {"Run1", "Run2", "Run3"}
     assert ssh_config_of(str(ssh_config), "rescale-Run2-1")["proxyjump"] == ["rescale-Run2"]
     assert known.read_text() == "rescale-keep ssh-ed25519 BBBB\n"
-    assert cli("sync").stdout.strip() == "Nothing to change."
+    assert cli("sync", "--yes").stdout.strip() == "Nothing to change."
 
 
 def test_prune_only_drops(cli: Cli, platform: FakePlatform, ssh_config: Path) -> None:
@@ -171,13 +171,13 @@ def test_prune_only_drops(cli: Cli, platform: FakePlatform, ssh_config: Path) ->
     platform.add_job("Live2", host="192.0.2.3")
     platform.add_job("New2")
     platform.requests.clear()
-    result = cli("prune")
+    result = cli("prune", "--yes")
     assert result.stdout.strip() == "Dropped rescale-Old2 (Completed, cluster stopping)"
     assert {e["job"] for e in json.loads(cli("list", "--json").stdout)} == {"Live2"}
     # The live list, then (Old2 is not on it) the page of recent completed jobs: no instances.
     assert [r.query.get("state") for r in platform.requests] == ["not_completed", "completed"]
     platform.requests.clear()
-    assert cli("prune").stdout.strip() == "Nothing to change."
+    assert cli("prune", "--yes").stdout.strip() == "Nothing to change."
     assert platform.count() == 1  # every block's job is live: only the live list
 
 
@@ -190,7 +190,7 @@ def test_prune_drops_records_of_jobs_reached_through_the_hook(
     state = isolated_home / ".local/state/rescale-ssh"
     assert list((state / "jobs").iterdir())
     platform.set_status("Hooked1", "Completed", "Stopped")
-    assert "Dropped rescale-Hooked1" in cli("prune").stdout
+    assert "Dropped rescale-Hooked1" in cli("prune", "--yes").stdout
     assert not list((state / "jobs").iterdir())
     assert not (state / "fresh.conf").exists()  # its block went with the record
 
@@ -261,5 +261,5 @@ def test_sync_keeps_the_working_directory_the_hook_learned(
     platform.add_job("Learn1", workdir="/enc/uprod_Learn1/work/shared")
     cli("install", "--yes")
     ssh_config_of(str(ssh_config), "rescale-Learn1")  # the hook reads the job's logs
-    cli("sync")
+    cli("sync", "--yes")
     assert cli("path", "Learn1").stdout.strip() == "rescale-Learn1:/enc/uprod_Learn1/work/shared"

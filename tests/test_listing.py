@@ -123,8 +123,8 @@ def test_users_me_is_cached(cli: Cli, platform: FakePlatform, isolated_home: Pat
     assert jobs_json(cli)["Theirs1"]["shared"] is False
     assert platform.count("/api/v2/users/me/") == 3
     # `sync` and `prune` do not need to know who you are.
-    cli("sync")
-    cli("prune")
+    cli("sync", "--yes")
+    cli("prune", "--yes")
     assert platform.count("/api/v2/users/me/") == 3
     cli("uninstall", "--yes")
     assert not cache.exists(), "uninstall takes it with the other state files"
@@ -156,7 +156,7 @@ def test_the_same_jobs_whether_the_filter_is_honoured_or_ignored(
     for list_filter in ("ignore", "honour"):
         platform.list_filter = list_filter
         ssh_config.unlink(missing_ok=True)
-        result = cli("sync")
+        result = cli("sync", "--yes")
         assert sorted(line for line in result.stdout.splitlines()
                       if line.startswith("Added")) == ["Added rescale-Run1", "Added rescale-Up1"]
 
@@ -180,7 +180,7 @@ def test_the_look_back_finds_a_completed_job_whose_cluster_is_up(
     assert len(rows) == 1 + LOOK_BACK  # Run1 and the newest 100 completed jobs
     completed = [q for q in list_requests(platform) if q.get("state") == "completed"]
     assert completed == [{"state": "completed", "page_size": str(LOOK_BACK)}]
-    result = cli("sync")
+    result = cli("sync", "--yes")
     assert "Added rescale-Kept1" in result.stdout and "Added rescale-Run1" in result.stdout
     assert "Ancient1" not in result.stdout
 
@@ -214,7 +214,7 @@ def test_prune_asks_the_jobs_neither_list_shows(
     platform.add_job("Recent1", status="Completed", cluster_status="Stopped")
     platform.add_job("Live1")
     platform.requests.clear()
-    result = cli("prune")
+    result = cli("prune", "--yes")
     assert sorted(result.stdout.splitlines()) == [
         "Dropped rescale-Gone1 (not on the platform any more)",
         "Dropped rescale-Old1 (cluster stopped)",
@@ -242,7 +242,7 @@ def test_sync_drops_an_old_completed_jobs_hook_record(
     assert list((state_dir(isolated_home) / "jobs").iterdir())
     platform.set_status("Hooked1", "Completed", "Stopped")
     history(platform, LOOK_BACK)
-    result = cli("sync")
+    result = cli("sync", "--yes")
     assert "Dropped rescale-Hooked1 (cluster stopped; reached through the hook)" \
         in result.stdout
     assert not list((state_dir(isolated_home) / "jobs").iterdir())
@@ -262,12 +262,12 @@ def test_requests_with_thousands_of_jobs(cli: Cli, platform: FakePlatform,
     assert platform.count() == budget, [r.path for r in platform.requests]
     assert sum(row["ssh"] == "ready" for row in rows.values()) == 5
     platform.requests.clear()
-    assert sum(line.startswith("Added") for line in cli("sync").stdout.splitlines()) == 5
+    assert sum(line.startswith("Added") for line in cli("sync", "--yes").stdout.splitlines()) == 5
     assert platform.count() == budget
     # The same platform ignoring the filter: every page of the history, the same answer.
     platform.list_filter = "ignore"
     platform.requests.clear()
-    assert cli("sync").stdout.strip() == "Nothing to change."
+    assert cli("sync", "--yes").stdout.strip() == "Nothing to change."
     assert platform.count() == -(-2006 // 100) + 1 + 5
 
 

@@ -348,7 +348,7 @@ def in_process_writers(conf: hookconf.HookConf, ssh_config: Path, closed: int
 
 COMMANDS = (("hook", "--state", "STATE", f"rescale-{JOB}"),
             ("add", OTHER, "--from-log", "Command: ssh u_Link2@127.0.0.1"),
-            ("install", "--yes"), ("sync",), ("jobs",), ("remove", OTHER),
+            ("install", "--yes"), ("sync", "--yes"), ("jobs",), ("remove", "--yes", OTHER),
             ("key", "generate", "--no-passphrase"), ("login",))
 
 
@@ -430,7 +430,7 @@ def test_commands_and_the_hook_work_without_flock(name: str, cli: Cli, ssh_confi
     state = state_of(isolated_home)
     for args in (("add", OTHER, "--from-log", "Command: ssh u_Link2@127.0.0.1"),
                  ("install", "--yes"), ("hook", "--state", str(state), f"rescale-{JOB}"),
-                 ("hook", "--state", str(state), f"rescale-{JOB}"), ("remove", OTHER),
+                 ("hook", "--state", str(state), f"rescale-{JOB}"), ("remove", "--yes", OTHER),
                  ("login",)):
         result = cli(*args, env=env, input=f"{platform.api_key}\n", expect=None, timeout=30)
         assert result.returncode == 0, result

@@ -264,12 +264,12 @@ def test_every_earlier_config_keeps_working_whatever_runs_next(
         cli("add", ADDED, "--from-log", ADDED_LINE)
         static[ADDED] = ("203.0.113.9", "2022", "uprod_Qrstuv")
     elif command == "remove":
-        cli("remove", "Ptczhb")
+        cli("remove", "--yes", "Ptczhb")
         del static["Ptczhb"]
         assert managed_jobs(up.config) == {"Fotxeb"}
     elif command in ("sync", "prune"):
         platform.set_status("Ptczhb", "Completed", "Stopped")
-        cli(command)
+        cli(command, "--yes")
         del static["Ptczhb"]
         if command == "sync":  # every running job gets a block of its own
             static[HOOK_JOB] = (sshd.host, str(sshd.port), sshd.user)

@@ -18,6 +18,7 @@ from rescale_ssh.cli_common import (
     JobArg,
     JsonOut,
     Yes,
+    approve,
     confirm,
     open_client,
     settings_of,
@@ -179,22 +180,30 @@ def add(
 
 
 @app.command()
-def remove(ctx: typer.Context, job: JobArg, dry_run: DryRun = False) -> None:
+def remove(ctx: typer.Context, job: JobArg, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Remove a job's Host block and forget its host keys.
 
     The section disappears with its last block, leaving the file as it was before the first
-    `add`. Removing a job that has no block is not an error.
+    `add`. Removing a job that has no block is not an error. Shows the change and asks first;
+    without a terminal it refuses unless --yes.
 
-    Example: rescale-ssh remove Fotxeb
+    Example: rescale-ssh remove Fotxeb --yes
     """
     from rescale_ssh import hosts, render
 
     settings = settings_of(ctx)
-    result = hosts.remove(settings, job, dry_run=dry_run)
+    plan = hosts.remove(settings, job, dry_run=True)
     if dry_run:
-        typer.echo(render.diff(result.change) or f"rescale-{result.job}: no change",
-                   nl=not result.change.changed)
+        typer.echo(render.diff(plan.change) or f"rescale-{plan.job}: no change",
+                   nl=not plan.change.changed)
         return
+    if plan.change.changed or plan.forgotten_keys:
+        what = (f"the block of rescale-{plan.job} from {settings.ssh_config}"
+                if plan.change.changed else f"the host keys of rescale-{plan.job}")
+        if not approve("remove", what, render.diff(plan.change),
+                       f"Change {settings.ssh_config}?", yes=yes):
+            raise typer.Exit(int(ExitCode.FAILURE))
+    result = hosts.remove(settings, job)
     if result.removed is None:
         typer.echo(f"rescale-{result.job} is not in {settings.ssh_config}; nothing to remove")
     else:
@@ -304,7 +313,9 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
     """Remove the hook, every rescale-ssh block, and the tool's own files.
 
     Leaves your ssh config byte-for-byte as it was before rescale-ssh changed it (when nothing
-    else changed it). Also removes the tool's known_hosts, cache and hook settings.
+    else changed it). Also removes the tool's known_hosts, cache and hook settings, and its
+    state folder when nothing else is left in it. Shows the change and asks first; without a
+    terminal it refuses unless --yes.
 
     Example: rescale-ssh uninstall --yes
     """
@@ -319,7 +330,11 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
         for name in plan.removed_files:
             typer.echo(f"would remove {name}")
         return
-    if not confirm(render.diff(plan.change), f"Change {settings.ssh_config}?", yes=yes):
+    if yes:
+        typer.echo(render.diff(plan.change), nl=False)  # what it removes, as before
+    elif (plan.change.changed or plan.removed_files) and not approve(
+            "uninstall", installer.describe(plan, settings), render.diff(plan.change),
+            f"Change {settings.ssh_config}?", yes=yes):
         raise typer.Exit(int(ExitCode.FAILURE))
     result = installer.uninstall(settings)
     typer.echo(f"Removed rescale-ssh from {settings.ssh_config}"
@@ -434,5 +449,10 @@ def run(args: list[str]) -> int:
         command(args=hoist_globals(args), prog_name=PROG)
     except SystemExit as exc:
         code = exc.code
+        if code == ExitCode.INTERRUPTED and isinstance(
+                getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            # Typer turns ^C into a silent exit 130 (typer/core.py): say it, as the boundary
+            # does for the hook's. (`wait` says what it was waiting for, itself.)
+            print(f"{PROG}: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else (0 if code is None else 1)
     return 0

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rescale_ssh import progress
 from rescale_ssh.settings import Settings
 
 if TYPE_CHECKING:
@@ -130,8 +131,20 @@ def open_client(settings: Settings, *, polling: bool = False) -> Client:
     from rescale_ssh.settings import client_limits, request_deadline
 
     total = None if polling else WHOLE_COMMAND * request_deadline(60.0)
-    return Client(settings.platform(), settings.api_key(), total=total,
-                  key_source=key_source(settings)[0], **client_limits(60.0))
+    platform = settings.platform()
+    return Client(platform, settings.api_key(), total=total,
+                  key_source=key_source(settings)[0], progress=slow_calls(platform),
+                  **client_limits(60.0))
+
+
+def slow_calls(platform: str) -> progress.Activity | None:
+    """On a terminal, a spinner for any platform call slower than progress.SLOW (finding
+    12: `jobs` was silent for a minute, then failed); nothing at all when stderr is not one."""
+    from urllib.parse import urlsplit
+
+    if not progress.is_terminal(sys.stderr):
+        return None
+    return progress.Activity(urlsplit(platform).hostname or platform)
 
 
 def confirm(diff: str, question: str, *, yes: bool) -> bool:
@@ -141,6 +154,25 @@ def confirm(diff: str, question: str, *, yes: bool) -> bool:
     typer.echo(diff, nl=False)
     if yes or not sys.stdin.isatty():
         return True
+    return typer.confirm(question, default=True)
+
+
+def approve(command: str, change: str, diff: str, question: str, *, yes: bool) -> bool:
+    """Before a command removes something (uninstall, remove, prune, sync dropping jobs):
+    with --yes, go on; on a terminal, show the diff and ask (default yes, as before); without
+    a terminal, refuse (UsageError, exit 2): nothing ever prompts then, and a script that did
+    not say --yes must not lose blocks, host keys or the hook because nobody could answer
+    (`echo n | rescale-ssh uninstall` once removed everything). ``change`` says what would go;
+    ``diff`` (maybe empty) is shown before the question."""
+    from rescale_ssh.errors import UsageError
+
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{command} would remove {change}; refusing without a terminal",
+                         "run it again with --yes (or --dry-run to see the change)")
+    if diff:
+        typer.echo(diff, nl=False)
     return typer.confirm(question, default=True)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from rescale_ssh.cli_common import DryRun, JobArg, JsonOut, open_client, settings_of, warn
+from rescale_ssh.boundary import PROG
+from rescale_ssh.cli_common import DryRun, JobArg, JsonOut, Yes, open_client, settings_of, warn
+from rescale_ssh.errors import ExitCode
 
 if TYPE_CHECKING:
     from rescale_ssh import launchkey
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from rescale_ssh.settings import Settings
     from rescale_ssh.sync import SyncResult
     from rescale_ssh.target import Target
+    from rescale_ssh.waiting import Poll
 
 WaitTimeout = Annotated[float, typer.Option(
     "--timeout", metavar="SECONDS", min=0, help="Give up after this long.")]
@@ -146,38 +151,67 @@ def _block_kind(settings: Settings, job: str) -> tuple[str, str]:
     return "hook" if current.hook is not None else "none", settings.identity
 
 
+class _Seen:
+    """What `wait` knows between two polls, for its live line (or its plain lines)."""
+
+    def __init__(self, started: float, *, plain: bool) -> None:
+        self.started = started
+        self.next_at = started
+        self.status = "asking the platform"
+        self.plain = plain
+        self.printed = ""
+
+    def poll(self, poll: Poll) -> None:
+        self.status = poll.status
+        self.next_at = time.monotonic() + poll.next_in
+        if self.plain and poll.what != self.printed:  # logs, CI: one line per change
+            self.printed = poll.what
+            stamp = f"{int(poll.elapsed) // 60}:{int(poll.elapsed) % 60:02d}"
+            typer.echo(f"waiting ({stamp}): {poll.what}", err=True)
+
+
 def wait_for(client: Client, job: str, timeout: float) -> Target:
-    """Wait with a progress display: a spinner on a terminal, plain lines otherwise."""
-    from rescale_ssh import waiting
+    """Wait with a progress display: on a terminal a live line redrawn between polls
+    (elapsed time, the job's status, the countdown to the next check); otherwise one plain
+    line per status change. Ctrl-C says what it interrupted, in one line, and exits 130."""
+    from rescale_ssh import progress, waiting
 
-    spinner = "|/-\\"
-    tty = sys.stderr.isatty()
-    shown: list[str] = []
+    live = progress.is_terminal(sys.stderr)
+    seen = _Seen(time.monotonic(), plain=not live)
 
-    def progress(elapsed: float, what: str) -> None:
-        stamp = f"{int(elapsed) // 60}:{int(elapsed) % 60:02d}"
-        if tty:
-            frame = spinner[len(shown) % len(spinner)]
-            shown.append(what)
-            sys.stderr.write(f"\r{frame} {stamp} {what}\033[K")
-            sys.stderr.flush()
-        elif not shown or shown[-1] != what:
-            shown.append(what)
-            typer.echo(f"waiting ({stamp}): {what}", err=True)
+    def text() -> str:
+        now = time.monotonic()
+        dot = "·" if line.unicode else "-"
+        left = seen.next_at - now
+        check = f"next check in {progress.duration(left + 0.999)}" if left > 0 else "checking"
+        return (f"{job}: {seen.status} {dot} {progress.duration(now - seen.started)} elapsed "
+                f"{dot} {check}")
 
+    line = progress.Line(text)
+    activity = client.progress if isinstance(client.progress, progress.Activity) else None
+    quiet = activity.muted() if activity is not None else contextlib.nullcontext()
     try:
-        return waiting.wait_until_ready(client, job, timeout=timeout, progress=progress)
-    finally:
-        if tty and shown:
-            sys.stderr.write("\r\033[K")
+        with quiet:
+            if live:
+                line.start()
+            try:
+                return waiting.wait_until_ready(client, job, timeout=timeout, progress=seen.poll)
+            finally:
+                line.stop()  # erased before any other line: the result, an error, ^C's
+    except KeyboardInterrupt:
+        typer.echo(f"{PROG}: interrupted: still waiting for {job} after "
+                   f"{progress.duration(time.monotonic() - seen.started)} ({seen.status})",
+                   err=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
 def wait(ctx: typer.Context, job: JobArg, timeout: WaitTimeout = 1800.0) -> None:
     """Wait until the job's cluster accepts SSH, showing progress.
 
     Ready means: the platform names the head node and its SSH port accepts TCP. Polls every
-    5 s, backing off to 30 s. Exits 0 when ready; after --timeout (default 30 minutes) exits 7,
-    naming the last status seen.
+    5 s, backing off to 30 s; on a terminal a live line shows the status, the time waited and
+    the next check, otherwise one line per status change. Exits 0 when ready; after --timeout
+    (default 30 minutes) exits 7, naming the last status seen; Ctrl-C exits 130.
 
     Example: rescale-ssh wait Fotxeb --timeout 900 && ssh rescale-Fotxeb
     """
@@ -196,7 +230,7 @@ def _report_sync(result: SyncResult, verb: Callable[[str], str]) -> None:
     for job in result.updated:
         typer.echo(f"{verb('updated')} rescale-{job}")
     for job, why in result.dropped.items():
-        typer.echo(f"{verb('dropped')} rescale-{job} ({why})")
+        typer.echo(f"{verb('dropped')} rescale-{job}{_because(why)}")
     for job, why in result.skipped.items():
         warn(f"job {job} is running but has no usable head node: {why}")
     for note in result.notes:
@@ -209,47 +243,78 @@ def _report_sync(result: SyncResult, verb: Callable[[str], str]) -> None:
         typer.echo("Nothing to change.")
 
 
+def _because(why: str) -> str:
+    """`` (why)``; a reason that has brackets of its own (a status word the platform writes
+    with them) follows a colon instead: never `(Stopped (Manual), cluster stopped)`."""
+    return f": {why}" if any(c in why for c in "()[]") else f" ({why})"
+
+
 def _verb(dry_run: bool) -> Callable[[str], str]:
     if dry_run:
         return lambda word: f"would be {word}:"
     return lambda word: word.capitalize()
 
 
-def sync(ctx: typer.Context, dry_run: DryRun = False) -> None:
-    """Add a block for every running job with SSH; drop those of stopped jobs.
+def _approval(command: str, yes: bool) -> Callable[[SyncResult], bool]:
+    """Asked by sync.sync before it drops anything: --yes, a person at a terminal, or a
+    refusal without one (cli_common.approve)."""
+    from rescale_ssh import render
+    from rescale_ssh.sync import HOOKED
 
-    One command keeps the config in step with the platform. Dropped jobs also lose their host
-    keys and anything the hook cached for them. Requests: the pages of the live jobs, one page
-    of the newest completed ones, the instance pages of each running job (fetched 8 at a
-    time), and one for each job with a block that neither list shows. For each job it adds
-    (20 a run at most), the job detail, once: a warning names a cluster launched with a key
-    other than yours.
+    def approve_drop(result: SyncResult) -> bool:
+        from rescale_ssh.cli_common import approve
 
-    Example: rescale-ssh sync --dry-run
-    """
+        hooked = [job for job, why in result.dropped.items() if why.endswith(HOOKED)]
+        blocks = [job for job in result.dropped if job not in hooked]
+        parts = [f"the {noun}{'s' if len(jobs) > 1 else ''} of "
+                 + ", ".join(f"rescale-{job}" for job in jobs)
+                 for noun, jobs in (("block", blocks), ("hook record", hooked)) if jobs]
+        diff = render.diff(result.change) if result.change is not None else ""
+        everyone = ", ".join(f"rescale-{job}" for job in result.dropped)
+        return approve(command, " and ".join(parts), diff, f"Drop {everyone}?", yes=yes)
+
+    return approve_drop
+
+
+def _synced(ctx: typer.Context, command: str, *, add: bool, dry_run: bool, yes: bool) -> None:
     from rescale_ssh import sync as syncing
 
     settings = settings_of(ctx)
     with open_client(settings) as client:
-        result = syncing.sync(settings, client, dry_run=dry_run)
+        result = syncing.sync(settings, client, add=add, dry_run=dry_run,
+                              approve=_approval(command, yes))
+    if result.declined:
+        raise typer.Exit(int(ExitCode.FAILURE))
     _report_sync(result, _verb(dry_run))
 
 
-def prune(ctx: typer.Context, dry_run: DryRun = False) -> None:
+def sync(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Add a block for every running job with SSH; drop those of stopped jobs.
+
+    One command keeps the config in step with the platform. Dropped jobs also lose their host
+    keys and anything the hook cached for them. Before it drops anything it shows the change
+    and asks; without a terminal it refuses unless --yes (adding alone never asks). Requests:
+    the pages of the live jobs, one page of the newest completed ones, the instance pages of
+    each running job (fetched 8 at a time), and one for each job with a block that neither
+    list shows. For each job it adds (20 a run at most), the job detail, once: a warning
+    names a cluster launched with a key other than yours.
+
+    Example: rescale-ssh sync --dry-run
+    """
+    _synced(ctx, "sync", add=True, dry_run=dry_run, yes=yes)
+
+
+def prune(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Drop the blocks (and host keys) of jobs whose cluster stopped.
 
     Like `sync`, but never adds: a job is dropped when its cluster is stopped or stopping, or
     when the platform no longer knows it. A job with a block that is not among the live jobs
-    nor the newest completed ones is asked about directly.
+    nor the newest completed ones is asked about directly. Shows the change and asks first;
+    without a terminal it refuses unless --yes.
 
-    Example: rescale-ssh prune
+    Example: rescale-ssh prune --yes
     """
-    from rescale_ssh import sync as syncing
-
-    settings = settings_of(ctx)
-    with open_client(settings) as client:
-        result = syncing.sync(settings, client, add=False, dry_run=dry_run)
-    _report_sync(result, _verb(dry_run))
+    _synced(ctx, "prune", add=False, dry_run=dry_run, yes=yes)
 
 
 def shell(

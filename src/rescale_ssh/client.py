@@ -95,10 +95,14 @@ class Client:
         max_pages: int = 1000,
         sleep: Callable[[float], None] = time.sleep,
         key_source: str | None = None,
+        progress: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         hardening.no_core_dumps()  # before the key is kept anywhere
         # Where the key came from (RESCALE_API_KEY, or a profile of a file): a 401 names it.
         self.key_source = key_source
+        # Around each call (``what`` it asks for): the CLI's spinner (progress.Activity) on a
+        # terminal; the client itself never prints.
+        self.progress = progress
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
         self._headers = {
@@ -166,7 +170,8 @@ class Client:
 
     def get(self, path: str, *, what: str, params: dict[str, Any] | None = None) -> Any:
         """GET a JSON document. ``what`` names the thing for messages ("job Fotxeb")."""
-        return self._get(self.url(path), params, self._call(what))
+        with self._watched(what):
+            return self._get(self.url(path), params, self._call(what))
 
     def paged(
         self, path: str, *, what: str, params: dict[str, Any] | None = None
@@ -177,6 +182,11 @@ class Client:
         query: dict[str, Any] | None = {"page_size": PAGE_SIZE, **(params or {})}
         seen: set[str] = set()
         call = self._call(what)
+        with self._watched(what):  # every page: one spinner for the whole list
+            yield from self._pages(url, query, seen, call, what)
+
+    def _pages(self, url: str | None, query: dict[str, Any] | None, seen: set[str],
+               call: _Call, what: str) -> Iterator[dict[str, Any]]:
         while url is not None:
             if url in seen:
                 raise PlatformError(
@@ -207,6 +217,9 @@ class Client:
             url, query = self.url(urljoin(url, following)), None
 
     # -- internals -------------------------------------------------------------------------
+
+    def _watched(self, what: str) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext() if self.progress is None else self.progress(what)
 
     def _call(self, what: str) -> _Call:
         now = time.monotonic()

@@ -116,7 +116,8 @@ def shorten(value: object, limit: int = 60) -> str:
 EXIT_CODE_MEANINGS = {
     ExitCode.OK: "success",
     ExitCode.FAILURE: "a check failed (doctor), or you declined a confirmation",
-    ExitCode.USAGE: "usage error (bad arguments or options, invalid job ID)",
+    ExitCode.USAGE: "usage error (bad arguments or options, invalid job ID), or a command "
+    "that would remove something run without a terminal and without --yes",
     ExitCode.CONFIG: "local configuration problem (damaged section, unwritable or unreadable "
     "file)",
     ExitCode.AUTH: "no API key, or the platform rejected it (401/403)",

@@ -10,6 +10,7 @@ it was before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -32,10 +33,13 @@ from rescale_ssh.hookconf import HookConf
 from rescale_ssh.section import HookSpec, Section
 from rescale_ssh.settings import Settings
 
-TOOL_FILES = (hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs", "locks",
-              hookconf.FILE, hookconf.SCRIPT_FILE, "known_hosts", included.FILE,
-              included.EXPLAINER, "me",  # me: users/me's answer, cached by `jobs` (me.py)
-              shellfiles.RECORD)
+# In the order uninstall removes them: first what starts the hook (a hook run that starts
+# now finds no hook.conf and writes nothing), the locks last (a hook run already under way
+# may hold one), then the state folder itself when nothing else is in it.
+TOOL_FILES = (hookconf.SCRIPT_FILE, hookconf.FILE, included.FILE, included.EXPLAINER,
+              hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs",
+              "known_hosts", "me",  # me: users/me's answer, cached by `jobs` (me.py)
+              shellfiles.RECORD, "locks")
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
@@ -116,14 +120,43 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
     )
     state = paths.state_dir()
     links = shellfiles.linked(str(state))  # before the record goes with the tool's files
-    removed = [str(state / name) for name in (*TOOL_FILES, *LEGACY_FILES)
-               if (state / name).exists()]
+    names = (*TOOL_FILES[:-1], *LEGACY_FILES, TOOL_FILES[-1])
+    removed = [str(state / name) for name in names if os.path.lexists(state / name)]
     if not dry_run:
         shellfiles.unlink(str(state))
         for name in removed:
-            target = Path(name)
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-    return UninstallResult(change=change, removed_files=links + removed, dry_run=dry_run)
+            _remove(Path(name))
+        with contextlib.suppress(OSError):  # not empty: files that are not ours stay
+            state.rmdir()
+    return UninstallResult(change=change, removed_files=links + removed,
+                           dry_run=dry_run)
+
+
+def _remove(target: Path) -> None:
+    """A file, or a folder and all in it; a hook run still under way may add a lock or a
+    record meanwhile (rmtree's rmdir then fails): try again, and leave what still comes."""
+    if not target.is_dir() or target.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        return
+    for _ in range(3):
+        try:
+            shutil.rmtree(target)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            continue
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def describe(plan: UninstallResult, settings: Settings) -> str:
+    """What uninstall would remove, for its refusal without a terminal."""
+    parts = []
+    if plan.change.changed:
+        parts.append(f"the rescale-ssh section from {settings.ssh_config}")
+    if plan.removed_files:
+        count = len(plan.removed_files)
+        parts.append(f"{count} file{'s' if count > 1 else ''} of its own in "
+                     f"{paths.state_dir()}")
+    return " and ".join(parts)

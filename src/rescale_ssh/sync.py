@@ -21,6 +21,7 @@ run; the others are checked by later runs' ``jobs --check-keys`` or ``status``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hostblock import HostEntry
 from rescale_ssh.settings import Settings
 from rescale_ssh.target import Target, alias_for, worker_alias
+
+HOOKED = "; reached through the hook"  # the reason's end for a job with records, no block
 
 
 @dataclass
@@ -47,6 +50,7 @@ class SyncResult:
     dry_run: bool = False
     launch_keys: dict[str, launchkey.Verdict] = field(default_factory=dict)  # differing only
     keys_unchecked: list[str] = field(default_factory=list)  # added, over KEY_CHECKS
+    declined: bool = False  # approve said no: nothing was written
 
 
 KEY_CHECKS = 20  # job details asked for by one sync at most (one request each)
@@ -110,8 +114,10 @@ def rows_for(client: Client, jobs: list[str], *, add: bool,
     return rows, notes
 
 
-def sync(settings: Settings, client: Client, *, add: bool = True,
-         dry_run: bool = False) -> SyncResult:
+def sync(settings: Settings, client: Client, *, add: bool = True, dry_run: bool = False,
+         approve: Callable[[SyncResult], bool] | None = None) -> SyncResult:
+    """``approve`` is asked before anything is dropped (``result.change`` then holds the
+    planned change); False leaves everything as it was (``result.declined``)."""
     path = settings.ssh_config
     current = section.read(configfile.read_bytes(path) or b"", path=str(path))
     hooked = jobcache.cached_jobs(current.hook.state_dir) if current.hook is not None else []
@@ -150,26 +156,36 @@ def sync(settings: Settings, client: Client, *, add: bool = True,
         fresh.entries = dict(wanted)
         return section.splice(data, fresh, path=str(path))
 
-    verdicts, result.keys_unchecked = launchkey.check_each(
-        client, result.added, settings.identity, fetch_missing=True, limit=KEY_CHECKS,
-        concurrency=joblist.CONCURRENCY, save=not dry_run)
-    result.launch_keys = {job: v for job, v in verdicts.items() if v.state == launchkey.DIFFERS}
-    result.change = toolfiles.write_section(
-        settings, compute, dry_run=dry_run, action="sync" if add and result.added else None)
-    moved = [job for job in result.updated
-             if (current.entries[job].target.host, current.entries[job].target.port)
-             != (wanted[job].target.host, wanted[job].target.port)]
-    result.forgotten_keys = forget(settings, [*result.dropped, *moved], current,
-                                   dry_run=dry_run)
     if current.hook is not None:
         # Jobs reached through the hook have no block, only records: drop those of stopped ones.
         for job in hooked:
             reason = why_dropped(rows.get(job))
             if reason is not None and job not in result.dropped and job not in wanted:
-                result.dropped[job] = reason + "; reached through the hook"
-                result.forgotten_keys += forget(settings, [job], current, dry_run=dry_run)
-        if not dry_run:
-            _forget_hook_records(current.hook.state_dir, list(result.dropped))
+                result.dropped[job] = reason + HOOKED
+    action = "sync" if add and result.added else None
+    if approve is not None and result.dropped and not dry_run:
+        # Dropping asks first (the CLI: --yes, or a person at a terminal): the change as it
+        # would be written, from the answers already had: no request is made twice.
+        result.change = toolfiles.write_section(settings, compute, dry_run=True, action=action)
+        if not approve(result):
+            result.declined = True
+            result.requests = client.requests_made
+            return result
+    verdicts, result.keys_unchecked = launchkey.check_each(
+        client, result.added, settings.identity, fetch_missing=True, limit=KEY_CHECKS,
+        concurrency=joblist.CONCURRENCY, save=not dry_run)
+    result.launch_keys = {job: v for job, v in verdicts.items() if v.state == launchkey.DIFFERS}
+    result.change = toolfiles.write_section(settings, compute, dry_run=dry_run, action=action)
+    moved = [job for job in result.updated
+             if (current.entries[job].target.host, current.entries[job].target.port)
+             != (wanted[job].target.host, wanted[job].target.port)]
+    blocks = [job for job in result.dropped if job in current.entries]
+    result.forgotten_keys = forget(settings, [*blocks, *moved], current, dry_run=dry_run)
+    hook_only = [job for job in result.dropped if job not in current.entries]
+    if hook_only:
+        result.forgotten_keys += forget(settings, hook_only, current, dry_run=dry_run)
+    if current.hook is not None and not dry_run:
+        _forget_hook_records(current.hook.state_dir, list(result.dropped))
     result.requests = client.requests_made
     return result
 

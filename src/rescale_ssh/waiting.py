@@ -8,9 +8,11 @@ are waited out like a status; a job that does not exist, or a rejected key, ends
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rescale_ssh import resolver
 from rescale_ssh.client import Client
@@ -21,7 +23,19 @@ INTERVAL = 5.0
 MAX_INTERVAL = 30.0
 ENV_INTERVAL = "RESCALE_SSH_POLL_INTERVAL"  # for tests and impatient scripts; at least 0.05 s
 
-Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What one poll found, for the progress display."""
+
+    elapsed: float  # seconds since the wait began
+    what: str  # the whole sentence (plain lines; the timeout's message)
+    status: str  # in a word or three, for a live line: "Queued", "platform unavailable"
+    next_in: float  # seconds until the next poll (0: none follows)
+
+
+Progress = Callable[[Poll], None]
 
 
 def poll_interval() -> float:
@@ -61,20 +75,31 @@ def wait_until_ready(
             raise  # ended, its cluster not up: no wait brings SSH back
         except NotReadyError as error:
             last = error.message
+            word = status_word(job, error.message)
         except PlatformError as error:
             last = f"platform unavailable ({error.message})"
+            word = "platform unavailable"
         else:
             if probe(target.host, target.port):
                 return target
             last = f"the cluster of job {job} is up; waiting for {target.host} port " \
                    f"{target.port} to accept connections"
+            word = f"cluster up, port {target.port} not open yet"
         elapsed = clock() - started
+        pause = min(delay, max(0.0, timeout - elapsed))
         if progress is not None:
-            progress(elapsed, last)
+            progress(Poll(elapsed, last, word, 0.0 if elapsed >= timeout else pause))
         if elapsed >= timeout:
             raise NotReadyError(
                 f"job {job} is not ready after {elapsed:.0f} s: {last}",
                 f"`rescale-ssh wait {job} --timeout SECONDS` waits longer",
             )
-        sleep(min(delay, max(0.0, timeout - elapsed)))
+        sleep(pause)
         delay = min(delay * 1.5, ceiling)
+
+
+def status_word(job: str, message: str) -> str:
+    """``Queued`` from ``job Fotxeb is Queued; the cluster is not started yet`` (resolver's
+    sentences); the sentence itself when it is not one of those."""
+    found = re.match(rf"job {re.escape(job)} is (.+?)(?:;|, but| \(|$)", message)
+    return found.group(1) if found else message
