@@ -257,7 +257,7 @@ def test_local_commands_run_on_windows(windows: Windows, ssh_config: Path,
     assert windows("list").stdout.count("Fotxeb") >= 1
     assert windows("path", "Fotxeb", "results").stdout == \
         "rescale-Fotxeb:/enc/uprod_Fotxeb/work/results\n"
-    windows("remove", "Fotxeb")
+    windows("remove", "Fotxeb", "--yes")
     assert "rescale-Fotxeb" not in ssh_config.read_text()
     assert "nothing to remove" in windows("remove", "Fotxeb").stdout
     assert not list((windows.state / "locks").glob("*.held")), "every claim given back"
@@ -301,11 +301,11 @@ def test_platform_commands_run_on_windows(windows: Windows, platform: FakePlatfo
     windows("add", "Fotxeb")
     assert "Host rescale-Fotxeb" in ssh_config.read_text()
     ssh_config.write_text("")
-    windows("sync")
+    windows("sync", "--yes")
     assert "Host rescale-Fotxeb" in ssh_config.read_text()
     assert windows("path", "Fotxeb").stdout == "rescale-Fotxeb:/enc/uprod_Fotxeb/work\n"
     platform.set_status("Fotxeb", "Completed", "Stopped")
-    windows("prune")
+    windows("prune", "--yes")
     assert "Host rescale-Fotxeb" not in ssh_config.read_text()
     windows("doctor", expect=(0, 1))
     windows("logout")
