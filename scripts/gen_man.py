@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from rescale_ssh import __version__  # noqa: E402
-from rescale_ssh.errors import EXIT_CODE_MEANINGS  # noqa: E402
+from rescale_ssh.errors import EXIT_CODES, EXIT_CODES_NOTE  # noqa: E402
 
 PAGE = ROOT / "man" / "rescale-ssh.1"
 
@@ -136,11 +136,12 @@ def usage(path: list[str], command: Any) -> str:
     words = [f"\\fB{esc(w)}\\fR" for w in path]
     for param in command.params:
         if param.param_type_name == "argument":
-            name = esc((param.metavar or param.name).upper())
+            name = esc((param.metavar or param.name).upper().strip("[]"))
             words.append(f"\\fI{name}\\fR" if param.required else f"[\\fI{name}\\fR]")
     if any(p.param_type_name == "option" and not getattr(p, "hidden", False)
            for p in command.params):
         words.append("[\\fIOPTIONS\\fR]")
+    words += [esc(piece) for piece in getattr(command, "usage_tail", ())]  # shell's
     return " ".join(words)
 
 
@@ -188,8 +189,9 @@ def render() -> str:
     for name, text in FILES:
         out += [".TP", f"\\fI{esc(name)}\\fR", line(text)]
     out.append(".SH EXIT STATUS")
-    for code, meaning in EXIT_CODE_MEANINGS.items():
-        out += [".TP", f"\\fB{code}\\fR", line(meaning)]
+    for code, meaning, example in EXIT_CODES:
+        out += [".TP", f"\\fB{code}\\fR", line(meaning + (f"; e.g. {example}" if example else ""))]
+    out += [".PP", line(EXIT_CODES_NOTE)]
     out.append(".SH EXAMPLES")
     for title, text in EXAMPLES:
         out += [".PP", line(title), ".PP", ".RS", ".nf", *map(line, text.split("\n")), ".fi",

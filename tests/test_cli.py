@@ -78,8 +78,9 @@ def test_global_options_anywhere_and_env(cli: Cli, tmp_path: Path) -> None:
     [
         (("add", "bad-id", "--from-log", LINE), 2,
          "rescale-ssh: error: invalid job ID from the command line: 'bad-id'"),
-        (("add", "Fotxeb", "--from-log", "nothing useful"), 5,
-         "rescale-ssh: error: no 'Instance ready for ssh access. Command: ssh ...' line"),
+        (("add", "Fotxeb", "--from-log", "nothing useful"), 8,
+         "rescale-ssh: error: invalid log text from --from-log: 'nothing useful' (no 'Instance "
+         "ready for ssh access. Command: ssh ...' line in it)"),
         (("add", "Fotxeb", "--from-log", LINE.replace("uprod_Fotxeb@", "u`id`@")), 8,
          "rescale-ssh: error: invalid user name from --from-log: 'u`id`'"),
         (("add", "Fotxeb", "--from-log", LINE.replace("/work", "/work%h")), 8,

@@ -201,11 +201,11 @@ def test_shell_lands_in_the_working_directory(
 ) -> None:
     workdir = running_at(platform, sshd, "Shell1")
     env = {"RESCALE_SSH_IDENTITY": str(sshd.client_key)}
-    result = cli("shell", "Shell1", "--", "-o", "BatchMode=yes", input="pwd\nexit 3\n", env=env,
+    result = cli("shell", "Shell1", "-o", "BatchMode=yes", input="pwd\nexit 3\n", env=env,
                  expect=3)
     assert result.stdout.strip().splitlines()[-1] == str(workdir)
     assert "added rescale-Shell1" in result.stderr  # it had no block: added first
-    again = cli("shell", "Shell1", "--", "-o", "BatchMode=yes", input="pwd\n", env=env)
+    again = cli("shell", "Shell1", "-o", "BatchMode=yes", input="pwd\n", env=env)
     assert again.stdout.strip().splitlines()[-1] == str(workdir)
     assert "added" not in again.stderr
 
@@ -216,7 +216,7 @@ def test_shell_warns_when_the_cluster_will_stop(
 ) -> None:
     running_at(platform, sshd, "Ending1", status="Completed", cluster_status="Started")
     env = {"RESCALE_SSH_IDENTITY": str(sshd.client_key)}
-    result = cli("shell", "Ending1", "--", "-o", "BatchMode=yes", input="true\n", env=env)
+    result = cli("shell", "Ending1", "-o", "BatchMode=yes", input="true\n", env=env)
     assert "open sessions end when the cluster stops" in result.stderr
 
 

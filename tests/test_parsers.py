@@ -440,7 +440,7 @@ def test_code_without_code_on_path(cli: Cli, ssh_config: Path, tmp_path: Path) -
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     assert Path(sys.executable).is_absolute()  # the cli fixture needs nothing from PATH
-    result = cli("code", "Fotxeb", env={"PATH": str(empty)}, expect=5)
+    result = cli("code", "Fotxeb", env={"PATH": str(empty)}, expect=3)  # a local program
     lines = result.stderr.splitlines()
     assert len(lines) == 2, result
     assert lines[0].startswith("rescale-ssh: error: ") and "`code`" in lines[0], result
@@ -451,7 +451,7 @@ def test_code_without_code_on_path(cli: Cli, ssh_config: Path, tmp_path: Path) -
 def test_code_that_fails(cli: Cli, ssh_config: Path, tmp_path: Path) -> None:
     cli("add", "Fotxeb", "--from-log", JOBS["Fotxeb"], "--identity", IDENTITY)
     _fake_program(tmp_path / "bin", "code", tmp_path / "argv.txt", exit_code=3)
-    result = cli("code", "Fotxeb", env={"PATH": str(tmp_path / "bin")}, expect=1)
+    result = cli("code", "Fotxeb", env={"PATH": str(tmp_path / "bin")}, expect=3)
     lines = result.stderr.splitlines()
     assert lines[0].startswith("rescale-ssh: error: ") and "exited with 3" in lines[0], result
     assert "Remote-SSH is not installed" in lines[0]

@@ -6,12 +6,13 @@ Nothing here decides anything the core could; errors are raised and reported by
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
 import typer
 
-from rescale_ssh import __version__
+from rescale_ssh import __version__, cli_usage
 from rescale_ssh.boundary import PROG
 from rescale_ssh.cli_common import (
     DryRun,
@@ -52,6 +53,19 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _log_requests() -> None:
+    """--debug: the client's log on stderr, one line a request attempt. Only our loggers:
+    a handler on the root logger also printed urllib3's line for each request (issue 15)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: debug: %(message)s"))
+    logger = logging.getLogger("rescale_ssh")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -87,11 +101,8 @@ def main(
     `rescale-ssh add JOB` writes a Host block for the job into a marked section of your ssh
     config; then `ssh rescale-JOB`, scp, rsync and VS Code Remote-SSH use it directly.
     """
-    if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format=f"{PROG}: debug: %(message)s")
+    if debug or os.environ.get("RESCALE_SSH_DEBUG") == "1":
+        _log_requests()
     ctx.obj = Settings(ssh_config_flag=ssh_config, platform_flag=platform,
                        profile_flag=profile, identity_flag=identity, use_file=True)
     asks_help = bool({"--help", "-h"} & set(sys.argv))
@@ -110,12 +121,15 @@ def add(
         "--from-log", metavar="TEXT",
         help="The job's 'Instance ready for ssh access' log line, or '-' to read a pasted log "
         "from stdin. Needs no API key.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="With --from-log: take a line whose user or working directory names "
+        "another job.")] = False,
     dry_run: DryRun = False,
     wait: Annotated[bool, typer.Option(
         "--wait", help="Wait until the cluster accepts SSH first (see `wait`).")] = False,
     timeout: Annotated[float, typer.Option(
-        "--timeout", metavar="SECONDS", min=0, help="With --wait: give up after this long.")
-    ] = 1800.0,
+        "--timeout", metavar="SECONDS", callback=cli_usage.within(0),
+        help="With --wait: give up after this many seconds.")] = 1800,
 ) -> None:
     """Resolve a job to user@host and write its Host block.
 
@@ -136,7 +150,7 @@ def add(
     verdict = None
     if from_log is not None:
         text = sys.stdin.read() if from_log == "-" else from_log
-        target = resolver.from_log(job, text, source="--from-log")
+        target = resolver.from_log(job, text, source="--from-log", force=force)
     else:
         from rescale_ssh import validate
 
@@ -236,7 +250,7 @@ def path(
     ctx: typer.Context,
     job: JobArg,
     subpath: Annotated[Optional[str], typer.Argument(  # noqa: UP045
-        metavar="[SUBPATH]", help="Path below the working directory.", show_default=False)] = None,
+        metavar="SUBPATH", help="Path below the working directory.", show_default=False)] = None,
 ) -> None:
     """Print rescale-JOB:<working directory>[/SUBPATH] for scp and rsync.
 
@@ -259,11 +273,13 @@ def install(
     dry_run: DryRun = False,
     yes: Yes = False,
     timeout: Annotated[float, typer.Option(
-        "--timeout", metavar="SECONDS", min=1, max=120,
-        help="Longest the hook may spend resolving a job through the platform.")] = 10.0,
+        "--timeout", metavar="SECONDS", callback=cli_usage.within(1, 120),
+        help="Longest the hook may spend resolving a job through the platform, in seconds "
+        "(1 to 120).")] = 10,
     wait: Annotated[float, typer.Option(
-        "--wait", metavar="SECONDS", min=0, max=3600,
-        help="How long ssh waits for a booting cluster to accept connections.")] = 0.0,
+        "--wait", metavar="SECONDS", callback=cli_usage.within(0, 3600),
+        help="How long ssh waits for a booting cluster to accept connections, in seconds "
+        "(0 to 3600).")] = 0,
 ) -> None:
     """Let `ssh rescale-<any job>` work without `add` (the just-in-time hook).
 
@@ -417,6 +433,7 @@ def _register_command_modules() -> None:
 
 
 _register_command_modules()
+cli_usage.use_global_help(app)  # every command's help ends with the global options
 
 
 def hoist_globals(args: list[str]) -> list[str]:
@@ -441,13 +458,22 @@ def hoist_globals(args: list[str]) -> list[str]:
 
 
 def run(args: list[str]) -> int:
+    """Run the Typer app; Click's usage errors become ours (boundary.py reports them, exit 2)
+    instead of Click's usage block and ``Error: ...``."""
     command = typer.main.get_command(app)  # (registers Typer's completion classes)
     from rescale_ssh import completion
 
     completion.register()  # ours instead: global options complete after the command too
     try:
-        command(args=hoist_globals(args), prog_name=PROG)
-    except SystemExit as exc:
+        code = command.main(args=hoist_globals(args), prog_name=PROG, standalone_mode=False)
+    except cli_usage.NoArgsIsHelpError as exc:  # bare `rescale-ssh`: the help, exit 2
+        exc.show()
+        return int(exc.exit_code)
+    except cli_usage.ClickException as exc:
+        raise cli_usage.usage_error(exc) from None
+    except cli_usage.Abort:  # ^C or end of input at a confirmation prompt
+        raise KeyboardInterrupt from None
+    except SystemExit as exc:  # completion (_RESCALE_SSH_COMPLETE) exits by itself
         code = exc.code
         if code == ExitCode.INTERRUPTED and isinstance(
                 getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
@@ -455,4 +481,4 @@ def run(args: list[str]) -> int:
             # does for the hook's. (`wait` says what it was waiting for, itself.)
             print(f"{PROG}: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0

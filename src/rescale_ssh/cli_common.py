@@ -70,7 +70,8 @@ def checked_job(value: str) -> str:
     return validate.job_id(value, source="the command line")
 
 
-JobArg = Annotated[str, typer.Argument(help="Rescale job ID, e.g. Fotxeb (case-sensitive).",
+JobArg = Annotated[str, typer.Argument(metavar="JOB",
+                                       help="Rescale job ID, e.g. Fotxeb (case-sensitive).",
                                        show_default=False, autocompletion=complete_jobs,
                                        callback=checked_job)]
 DryRun = Annotated[

@@ -12,6 +12,7 @@ import typer
 
 from rescale_ssh.boundary import PROG
 from rescale_ssh.cli_common import DryRun, JobArg, JsonOut, Yes, open_client, settings_of, warn
+from rescale_ssh.cli_usage import REMOTE_COMMAND, SSH_OPTIONS, ShellCommand, within
 from rescale_ssh.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from rescale_ssh.waiting import Poll
 
 WaitTimeout = Annotated[float, typer.Option(
-    "--timeout", metavar="SECONDS", min=0, help="Give up after this long.")]
+    "--timeout", metavar="SECONDS", callback=within(0), help="Give up after this many seconds.")]
 WaitFlag = Annotated[bool, typer.Option(
     "--wait", help="First wait until the cluster accepts SSH (see `wait`).")]
 
@@ -34,8 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("wait")(wait)
     app.command("sync")(sync)
     app.command("prune")(prune)
-    app.command("shell", context_settings={"allow_extra_args": True,
-                                           "ignore_unknown_options": True})(shell)
+    app.command("shell", cls=ShellCommand)(shell)
 
 
 def jobs(
@@ -205,7 +205,7 @@ def wait_for(client: Client, job: str, timeout: float) -> Target:
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
-def wait(ctx: typer.Context, job: JobArg, timeout: WaitTimeout = 1800.0) -> None:
+def wait(ctx: typer.Context, job: JobArg, timeout: WaitTimeout = 1800) -> None:
     """Wait until the job's cluster accepts SSH, showing progress.
 
     Ready means: the platform names the head node and its SSH port accepts TCP. Polls every
@@ -321,21 +321,26 @@ def shell(
     ctx: typer.Context,
     job: JobArg,
     wait_first: WaitFlag = False,
-    timeout: WaitTimeout = 1800.0,
+    timeout: WaitTimeout = 1800,
     ssh_program: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--ssh", metavar="PROGRAM", hidden=True, help="ssh to run (tests).")] = None,
 ) -> None:
-    """Open an interactive login shell in the job's working directory.
+    """Open an interactive login shell in the job's working directory, or run a command there.
 
-    Uses the job's block (or the hook); a job with neither is added first. Arguments after
-    `--` go to ssh (e.g. port forwards). When the job has completed but its cluster is still
-    up, says that the session ends when the cluster stops.
+    Uses the job's block (or the hook); a job with neither is added first. ssh options go
+    after JOB (e.g. port forwards: -L 8888:localhost:8888); words after `--` are a command
+    run in the working directory instead of a shell (`cd WORKDIR && COMMAND`), each word
+    passed as it is (quoted for the remote shell: for pipes or $VARS use sh -c '...'); the
+    exit status is the command's. When the job has completed but its cluster is still up,
+    says that the session ends when the cluster stops.
 
-    Example: rescale-ssh shell Fotxeb -- -L 8888:localhost:8888
+    Example: rescale-ssh shell Fotxeb -L 8888:localhost:8888 -- tail -f run.log
     """
     from rescale_ssh import shell as shell_module
 
     settings = settings_of(ctx)
-    code = shell_module.run(settings, job, list(ctx.args), wait=wait_first, timeout=timeout,
-                            ssh_program=ssh_program, waiter=wait_for, notify=warn)
+    code = shell_module.run(settings, job, list(ctx.meta.get(SSH_OPTIONS, [])),
+                            command=list(ctx.meta.get(REMOTE_COMMAND, [])), wait=wait_first,
+                            timeout=timeout, ssh_program=ssh_program, waiter=wait_for,
+                            notify=warn)
     raise typer.Exit(code)

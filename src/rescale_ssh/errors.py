@@ -105,27 +105,63 @@ class InvalidValueError(RescaleSSHError):
             self.exit_code = ExitCode.USAGE  # the user's own input, not data we received
 
 
+def from_code(code: int, message: str, hint: str | None = None, *, job: str | None = None
+              ) -> RescaleSSHError:
+    """An error again from its exit code (all the hook's records keep of it): ``path`` and
+    ``code`` on a job the hook could not resolve exit as ``shell`` and ``add`` would."""
+    if code == ExitCode.NOT_FOUND:
+        return NotFoundError(message, hint, job=job)
+    kinds: dict[int, type[RescaleSSHError]] = {
+        ExitCode.USAGE: UsageError, ExitCode.CONFIG: ConfigError, ExitCode.AUTH: AuthError,
+        ExitCode.UNAVAILABLE: PlatformError, ExitCode.NOT_READY: NotReadyError,
+    }
+    error = kinds.get(code, RescaleSSHError)(message, hint)
+    if code not in kinds:
+        error.exit_code = code if 0 < code < 256 else ExitCode.FAILURE
+    return error
+
+
 def shorten(value: object, limit: int = 60) -> str:
     """``repr`` of a value for a message: control characters escaped, at most ``limit``."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# What each exit code means: the man page is generated from this, and a test checks that the
-# README's table says the same.
-EXIT_CODE_MEANINGS = {
-    ExitCode.OK: "success",
-    ExitCode.FAILURE: "a check failed (doctor), or you declined a confirmation",
-    ExitCode.USAGE: "usage error (bad arguments or options, invalid job ID), or a command "
-    "that would remove something run without a terminal and without --yes",
-    ExitCode.CONFIG: "local configuration problem (damaged section, unwritable or unreadable "
-    "file)",
-    ExitCode.AUTH: "no API key, or the platform rejected it (401/403)",
-    ExitCode.NOT_FOUND: "job not found (on the platform, or no block for it)",
-    ExitCode.UNAVAILABLE: "platform unreachable, timed out, or its answer was malformed",
-    ExitCode.NOT_READY: "the job exists but its cluster does not accept SSH (queued, completed, "
-    "stopped)",
-    ExitCode.INVALID_DATA: "a value from the platform or a log line failed validation",
-    ExitCode.INTERNAL: "internal error (a bug: run again with --debug and report it)",
-    ExitCode.INTERRUPTED: "interrupted",
-}
+# The exit-code table, the one source: README's "## Exit codes" (scripts/gen_readme.py) and the
+# man page's EXIT STATUS (scripts/gen_man.py) are generated from it, and
+# tests/test_exit_codes.py drives each example through the real command line.
+EXIT_CODES: tuple[tuple[int, str, str], ...] = (
+    (ExitCode.OK, "success",
+     "the block was written; `wait`: the cluster accepts SSH"),
+    (ExitCode.FAILURE, "a check failed (doctor), or you declined a confirmation",
+     "`doctor` found a problem; you answered no to `install`, `remove`, `prune`, `sync` or "
+     "`uninstall`"),
+    (ExitCode.USAGE, "usage error (bad arguments or options, invalid job ID), or a command "
+     "that would remove something run without a terminal and without --yes",
+     "an unknown command or option, a missing JOB, `--timeout abc`, a job ID with a dash, "
+     "`shell JOB ls` (a command goes after `--`), `prune` from cron without --yes"),
+    (ExitCode.CONFIG, "local problem (damaged section, unwritable, unreadable or insecure file, "
+     "a program that is missing)",
+     "a damaged rescale-ssh section, an ssh config that is a folder, `code` without VS Code's "
+     "`code` on PATH, `shell` without ssh"),
+    (ExitCode.AUTH, "no API key, or the platform rejected it (401/403)",
+     "`add JOB` with no key set or stored, a revoked key, a job not shared with you"),
+    (ExitCode.NOT_FOUND, "job not found (on the platform, or no block for it)",
+     "`add`, `status`, `wait` or `shell` of a job the platform does not know; `path` or `code` "
+     "of a job with no block and no hook"),
+    (ExitCode.UNAVAILABLE, "platform unreachable, timed out, or its answer was malformed",
+     "5xx or 429 beyond the retries, no answer in time, HTML or broken JSON"),
+    (ExitCode.NOT_READY, "the job exists but its cluster does not accept SSH (queued, completed, "
+     "stopped)",
+     "`add`, `path`, `code` or `shell` of a queued or stopped job; `wait` past its --timeout "
+     "(also while the platform fails)"),
+    (ExitCode.INVALID_DATA, "a value from the platform or a pasted log line failed validation",
+     "an address or user name that is not one; `add --from-log` with no SSH line, or with "
+     "another job's line (unless --force)"),
+    (ExitCode.INTERNAL, "internal error (a bug: run again with --debug and report it)", ""),
+    (ExitCode.INTERRUPTED, "interrupted", "Ctrl-C"),
+)
+EXIT_CODES_NOTE = ("Once ssh runs, `shell` exits with ssh's status instead: the remote shell's "
+                   "or command's, or 255 when ssh itself fails.")
+EXIT_CODE_MEANINGS = {code: meaning for code, meaning, _ in EXIT_CODES}
+EXIT_CODE_EXAMPLES = {code: example for code, _, example in EXIT_CODES if example}

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, knownhosts, section, toolfiles, validate
+from rescale_ssh import configfile, errors, knownhosts, section, toolfiles, validate
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import NotFoundError
 from rescale_ssh.hostblock import HostEntry
@@ -125,7 +125,7 @@ def locate(settings: Settings, job: str) -> Where:
         cached = hook.ensure(conf, job)
         if cached.target is not None:
             return Where(alias_for(job), cached.target.workdir, static=False)
-        raise NotFoundError(cached.reason, cached.hint or None)
+        raise errors.from_code(cached.code, cached.reason, cached.hint or None, job=job)
     raise NotFoundError(
         f"no host for job {job} in {path}",
         f"run `rescale-ssh add {job}`, or `rescale-ssh install` for every job", job=job,

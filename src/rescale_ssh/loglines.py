@@ -19,6 +19,9 @@ from dataclasses import dataclass
 # Options of ssh(1) that take an argument; the destination is the first other word.
 _OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
 _COMMAND = re.compile(r"Command:\s*ssh\s+(?P<args>.*)", re.IGNORECASE)
+# rescale-api.md, "Username": uprod_<jobId> (platform.rescale.com), ujpprod_<jobId> (.jp);
+# other regions plausibly u<region>prod_<jobId>. The working directory is /enc/<username>/...
+_JOB_USER = re.compile(r"u[a-z]*prod_(?P<job>[A-Za-z0-9]+)")
 _WORKDIR = re.compile(r";?\s*working\s+directory\s*:\s*(?P<wd>\S+)(?P<rest>.*)", re.IGNORECASE)
 
 
@@ -113,3 +116,17 @@ def _split(args: str) -> list[str]:
     for match in re.finditer(r"<[^>]*>|\S+", args):
         words.append(match.group(0))
     return words
+
+
+def job_named(user: str | None, workdir: str | None) -> tuple[str, str] | None:
+    """The job a line's user or working folder is named after (``uprod_<JOB>``,
+    ``/enc/ujpprod_<JOB>/work``), with what named it; None for a user of no such shape."""
+    match = _JOB_USER.fullmatch(user or "")
+    if match is not None:
+        return match.group("job"), f"user {user}"
+    parts = (workdir or "").split("/")
+    if len(parts) > 2 and parts[1] == "enc":
+        match = _JOB_USER.fullmatch(parts[2])
+        if match is not None:
+            return match.group("job"), f"working directory {workdir}"
+    return None

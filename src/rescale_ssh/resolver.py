@@ -317,16 +317,29 @@ def log_texts(entries: Iterable[Any]) -> Iterator[str]:
                     break
 
 
-def from_log(job: str, text: str, *, source: str = "the log text") -> Target:
-    """A target from the job's SSH line, found anywhere in ``text`` (no platform needed)."""
+def from_log(job: str, text: str, *, source: str = "the log text", force: bool = False
+             ) -> Target:
+    """A target from the job's SSH line, found anywhere in ``text`` (no platform needed).
+
+    A line whose user or working folder names another job (``uprod_<OTHER>``) is refused
+    unless ``force``: it was copied from that job's logs, and would send this alias there."""
     job = validate.job_id(job, source="the command line")
     line = loglines.find(text)
     if line is None:
-        raise NotFoundError(
-            "no 'Instance ready for ssh access. Command: ssh ...' line in the log text",
-            "copy the line from the job's Status → Job Logs in the Rescale web UI",
-        )
-    return target_from_line(job, line, source=source)
+        error = InvalidValueError("log text", text.strip()[:60], "no 'Instance ready for ssh "
+                                  "access. Command: ssh ...' line in it", source=source)
+        error.hint = "copy the line from the job's Status → Job Logs in the Rescale web UI"
+        raise error
+    target = target_from_line(job, line, source=source)
+    named = loglines.job_named(target.user, target.workdir)
+    if named is not None and named[0] != job and not force:
+        other, what = named
+        refused = InvalidValueError("log line", what, "another job's", source=source)
+        refused.message = f"the line from {source} is job {other}'s ({what}), not job {job}'s"
+        refused.hint = (f"paste job {job}'s own line, or `rescale-ssh add {other} --from-log "
+                        "...` for that job; --force writes it for this job anyway")
+        raise refused
+    return target
 
 
 def target_from_line(job: str, line: loglines.SSHLine, *, source: str) -> Target:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import TYPE_CHECKING
 
-from rescale_ssh.errors import NotFoundError, RescaleSSHError
+from rescale_ssh.errors import ProgramError, RescaleSSHError
 
 if TYPE_CHECKING:
     from rescale_ssh.settings import Settings
@@ -18,22 +16,18 @@ def folder_uri(alias: str, workdir: str) -> str:
 
 
 def open_folder(alias: str, workdir: str) -> None:
-    program = shutil.which("code") or shutil.which("code-insiders")
-    if program is None:
-        raise NotFoundError(
+    from rescale_ssh import programs
+
+    program = programs.which("code") or programs.which("code-insiders")
+    if program is None:  # a local program missing: exit 3, like ssh or ssh-keygen
+        raise ProgramError(
             "VS Code's `code` command is not on PATH",
-            "in VS Code run 'Shell Command: Install code command in PATH', or open "
-            f"{folder_uri(alias, workdir)} from VS Code's Remote-SSH",
+            "install VS Code and run 'Shell Command: Install 'code' command in PATH' from its "
+            f"Command Palette, or open {folder_uri(alias, workdir)} from VS Code's Remote-SSH",
         )
-    proc = subprocess.run([program, "--folder-uri", folder_uri(alias, workdir)],
-                          capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise RescaleSSHError(
-            f"`{program} --folder-uri ...` exited with {proc.returncode}"
-            + (f": {detail[-1]}" if detail else ""),
-            "check that the Remote-SSH extension is installed",
-        )
+    done = programs.run([program, "--folder-uri", folder_uri(alias, workdir)], timeout=60)
+    if done.returncode != 0:
+        raise ProgramError(done.describe(), "check that the Remote-SSH extension is installed")
 
 
 def refusal(settings: Settings, job: str) -> str | None:
