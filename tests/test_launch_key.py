@@ -285,7 +285,7 @@ def test_shell_warns_and_points_to_doctor_when_ssh_is_refused(
     workdir = sshd.new_workdir("Shkey1")
     platform.add_job("Shkey1", user=sshd.user, host=sshd.host, port=sshd.port,
                      workdir=str(workdir), public_key=pub(sshd.client_key))
-    result = cli("shell", "Shkey1", "--", "-o", "BatchMode=yes", input="pwd\n", expect=255)
+    result = cli("shell", "Shkey1", "-o", "BatchMode=yes", input="pwd\n", expect=255)
     assert "Permission denied" in result.stderr
     said = warnings(result.stderr)
     assert said[0].startswith("rescale-ssh: warning: added rescale-Shkey1")
@@ -295,7 +295,7 @@ def test_shell_warns_and_points_to_doctor_when_ssh_is_refused(
                         "in (exit 255): `rescale-ssh doctor Shkey1` says why")
     # With the cluster's key in the block: no warning, the shell works.
     cli("add", "Shkey1", "--identity", str(sshd.client_key))
-    ok = cli("shell", "Shkey1", "--", "-o", "BatchMode=yes", input="pwd\n")
+    ok = cli("shell", "Shkey1", "-o", "BatchMode=yes", input="pwd\n")
     assert ok.stdout.strip().splitlines()[-1] == str(workdir)
     assert "doctor" not in ok.stderr and "Job Settings" not in ok.stderr
 

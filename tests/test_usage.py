@@ -95,8 +95,8 @@ def test_debug_logs_each_request_once(cli: Cli, platform: FakePlatform) -> None:
     for args in (("--debug", "add", "Fotxeb"), ("status", "Fotxeb", "--debug")):
         platform.requests.clear()
         result = cli(*args)
-        logged = [line for line in result.stderr.splitlines()
-                  if line.startswith("rescale-ssh: debug: ")]
+        logged = [line for line in result.stderr.splitlines()  # a request's line: "GET ... ->"
+                  if line.startswith("rescale-ssh: debug: GET ") and " -> " in line]
         assert len(logged) == len(platform.requests) > 0, result
         for request in platform.requests:
             assert sum(request.path in line for line in logged) == sum(

@@ -16,6 +16,15 @@ from rescale_ssh.errors import ExitCode, RescaleSSHError
 PROG = "rescale-ssh"
 
 
+class Interrupted(BaseException):
+    """^C in a command (cli.run's SIGINT handler). Not a KeyboardInterrupt: Typer turns those
+    into a silent exit 130, and the user would see nothing at all."""
+
+
+def on_interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 def wants_debug(argv: list[str]) -> bool:
     head = argv[: argv.index("--")] if "--" in argv else argv
     return "--debug" in head or os.environ.get("RESCALE_SSH_DEBUG") == "1"
@@ -51,7 +60,7 @@ def guarded(body: Callable[[], int], *, debug: bool) -> int:
         _case_hint(error)
         report(error)
         return int(error.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print(f"{PROG}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:

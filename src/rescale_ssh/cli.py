@@ -464,6 +464,12 @@ def run(args: list[str]) -> int:
     from rescale_ssh import completion
 
     completion.register()  # ours instead: global options complete after the command too
+    import signal
+
+    from rescale_ssh.boundary import on_interrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_interrupt)  # ^C reaches the boundary, which says so
     try:
         code = command.main(args=hoist_globals(args), prog_name=PROG, standalone_mode=False)
     except cli_usage.NoArgsIsHelpError as exc:  # bare `rescale-ssh`: the help, exit 2
@@ -475,10 +481,5 @@ def run(args: list[str]) -> int:
         raise KeyboardInterrupt from None
     except SystemExit as exc:  # completion (_RESCALE_SSH_COMPLETE) exits by itself
         code = exc.code
-        if code == ExitCode.INTERRUPTED and isinstance(
-                getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
-            # Typer turns ^C into a silent exit 130 (typer/core.py): say it, as the boundary
-            # does for the hook's. (`wait` says what it was waiting for, itself.)
-            print(f"{PROG}: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else (0 if code is None else 1)
     return code if isinstance(code, int) else 0

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from rescale_ssh.boundary import PROG
+from rescale_ssh.boundary import PROG, Interrupted
 from rescale_ssh.cli_common import DryRun, JobArg, JsonOut, Yes, open_client, settings_of, warn
 from rescale_ssh.cli_usage import REMOTE_COMMAND, SSH_OPTIONS, ShellCommand, within
 from rescale_ssh.errors import ExitCode
@@ -198,7 +198,7 @@ def wait_for(client: Client, job: str, timeout: float) -> Target:
                 return waiting.wait_until_ready(client, job, timeout=timeout, progress=seen.poll)
             finally:
                 line.stop()  # erased before any other line: the result, an error, ^C's
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         typer.echo(f"{PROG}: interrupted: still waiting for {job} after "
                    f"{progress.duration(time.monotonic() - seen.started)} ({seen.status})",
                    err=True)
