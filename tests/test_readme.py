@@ -66,7 +66,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 JOBS = ("Fotxeb", "Ptczhb")
 USER_CONFIG = b"# my own hosts\nHost mybox\n    HostName 192.0.2.10\n    User me\n"
-TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -n 2"
+TEST_COMMAND = ("python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' "
+                "&& python -m pytest -n 2")
 SKIPPED = {TEST_COMMAND: "the test command: it runs this test suite (.ci/run runs it)"}
 OTHER_SHELL_FENCES = ("bash", "shell", "console", "zsh", "shell-session")
 EXITS = re.compile(r"\bexits (\d+)\b")
