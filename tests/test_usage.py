@@ -71,12 +71,30 @@ def test_every_command_help_shows_the_global_options(cli: Cli, command: tuple[st
     assert "--version" not in section
 
 
+def every_help(cli: Cli) -> list[str]:
+    """The help of every visible command and group, nested ones too."""
+    import typer
+
+    from rescale_ssh.cli import app
+
+    found: list[str] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        found.append(cli(*path, "--help").stdout)
+        for name, sub in getattr(command, "commands", {}).items():
+            if not getattr(sub, "hidden", False):
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
 def test_help_reads_plainly(cli: Cli) -> None:
     """Placeholders are JOB, SUBPATH, SECONDS (not Typer's {job}); defaults are numbers
     without Click's range noise (1800.0; x>=0)."""
     texts = {c: cli(c, "--help").stdout for c in ("add", "path", "wait", "shell", "install",
                                                    "status", "remove")}
-    everything = "\n".join(texts.values())
+    everything = "\n".join([*texts.values(), *every_help(cli)])
     assert "{" not in everything and "x>=" not in everything and "<=x" not in everything
     assert ".0]" not in everything and ".0;" not in everything
     assert texts["path"].startswith("Usage: rescale-ssh path [OPTIONS] JOB [SUBPATH]\n")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from rescale_ssh.cli_common import JsonOut, settings_of, warn
+from rescale_ssh.cli_usage import within
 from rescale_ssh.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # cryptography loads only in the commands that use it
@@ -418,8 +419,8 @@ def doctor(
         show_default=False)] = None,
     json_out: JsonOut = False,
     timeout: Annotated[float, typer.Option(
-        "--timeout", metavar="SECONDS", min=0.1, max=60,
-        help="How long the probe of the cluster's SSH port may wait.")] = 3.0,
+        "--timeout", metavar="SECONDS", callback=within(0.1, 60),
+        help="How long the probe of the cluster's SSH port may wait (0.1 to 60).")] = 3,
 ) -> None:
     """Check everything a connection needs, with a fix for each problem.
 
