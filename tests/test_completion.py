@@ -27,11 +27,14 @@ BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 
 def path_with(*folders: Path, venv: bool = True) -> str:
     """PATH with ``folders`` first; without ``venv``, without the test venv's bin folder (whose
-    share/man has the page when the package is installed there, as in CI)."""
+    share/man has the page when the package is installed there, as in CI) and any other
+    ~/.local/bin."""
     rest = os.environ.get("PATH", os.defpath).split(os.pathsep)
-    if not venv:
+    if not venv:  # nor any ~/.local/bin (the real user's: after their own `install`, man
+        # finds the page through its link there)
         ours = os.path.dirname(sys.executable)
-        rest = [p for p in rest if os.path.realpath(p) != os.path.realpath(ours)]
+        rest = [p for p in rest if os.path.realpath(p) != os.path.realpath(ours)
+                and not p.rstrip("/").endswith("/.local/bin")]
     return os.pathsep.join([*map(str, folders), *rest])
 
 

@@ -22,7 +22,7 @@ from tests.helpers import Cli, require
 from tests.terminal import run_in_terminal
 
 LINE = "Command: ssh uprod_{job}@192.0.2.{n}"
-ANSWER = "[Y/n]"  # typer.confirm's prompt ends so
+ANSWER = "[y/N]"  # typer.confirm's prompt ends so (Enter alone: no)
 
 
 def state_dir(home: Path) -> Path:
@@ -116,7 +116,13 @@ def test_on_a_terminal_n_keeps_everything_and_y_goes_on(
     declined = run_in_terminal(args, [(ANSWER, "n")])
     assert declined.returncode == 1, declined.output
     assert "-Host rescale-Fotxeb" in declined.output, "the diff is shown before the question"
+    assert f"{args[0]} removes " in declined.output, "what goes is said, files included"
+    assert "[y/N]" in declined.output and "Nothing changed." in declined.output
     assert snapshot(isolated_home) == before, f"{command} changed files after `n`"
+    # Enter alone keeps everything (it removed everything: [Y/n], found by issue 15's walk).
+    entered = run_in_terminal(args, [(ANSWER, "")])
+    assert entered.returncode == 1, entered.output
+    assert snapshot(isolated_home) == before, f"{command} changed files after Enter"
     accepted = run_in_terminal(args, [(ANSWER, "y")])
     assert accepted.returncode == 0, accepted.output
     assert blocks(ssh_config) == left, accepted.output

@@ -204,7 +204,16 @@ def test_no_api_key_skips_the_job(cli: Cli, local_key: Path) -> None:
 
 def test_rejected_api_key(cli: Cli, platform: FakePlatform, local_key: Path) -> None:
     result = cli("doctor", env={"RESCALE_API_KEY": "wrong-key-0000000000"}, expect=1)
-    assert lines_of(result, "API key")[0] == f"✗ API key: {platform.base_url} rejects the API key"
+    assert lines_of(result, "API key")[0] == (
+        f"✗ API key: {platform.base_url} rejects the API key from RESCALE_API_KEY")
+    # The variable wins over any stored key: login cannot help while it is set (the walkthrough
+    # of issue 15 found doctor and whoami still saying "run `rescale-ssh login`").
+    assert "cannot help while it is set" in fix_of(result, "API key")
+
+
+def test_whoami_names_the_variable_of_a_rejected_key(cli: Cli, platform: FakePlatform) -> None:
+    result = cli("whoami", env={"RESCALE_API_KEY": "wrong-key-0000000000"}, expect=4)
+    assert "RESCALE_API_KEY" in result.stderr and "cannot help while it is set" in result.stderr
 
 
 def test_section_moved_and_shadowed(cli: Cli, ssh_config: Path, local_key: Path) -> None:

@@ -211,6 +211,15 @@ def test_add_warns_and_still_writes_the_block(cli: Cli, platform: FakePlatform, 
     platform.requests.clear()
     fixed = cli("add", JOB, "--identity", str(other))
     assert not warnings(fixed.stderr) and detail_requests(platform) == 0
+    # What was learned goes with uninstall: no file of ours is left, nor the state folder
+    # (the walkthrough of issue 15 found launchkeys left behind).
+    from rescale_ssh import install, launchkey
+
+    assert launchkey.FILE in install.TOOL_FILES
+    state = mine.parent.parent / ".local" / "state" / "rescale-ssh"
+    assert (state / launchkey.FILE).exists()
+    cli("uninstall", "--yes")
+    assert not state.exists()
 
 
 def test_without_a_key_of_yours_nothing_is_asked(cli: Cli, platform: FakePlatform,

@@ -131,3 +131,10 @@ def test_debug_from_the_environment_logs_requests_too(cli: Cli, platform: FakePl
 def test_add_from_log_help_names_force(cli: Cli) -> None:
     assert "--force" in cli("add", "--help").stdout
     cli("add", "Fotxeb", "--from-log", LINE)
+
+
+def test_typers_completion_installer_is_not_offered(cli: Cli) -> None:
+    """It writes ~/.bashrc lines that uninstall cannot undo (after `pipx uninstall`, every Tab
+    in bash printed an error); `install` links the shipped scripts instead."""
+    out = cli("--help").stdout
+    assert "--install-completion" not in out and "--show-completion" not in out

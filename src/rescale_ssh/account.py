@@ -76,7 +76,8 @@ def me(platform: str, api_key: str, *, source: str, note: str | None = None) -> 
     from rescale_ssh.client import Client
     from rescale_ssh.settings import client_limits
 
-    with Client(platform, api_key, retries=2, **client_limits(30.0)) as client:
+    with Client(platform, api_key, retries=2, key_source=source,
+                **client_limits(30.0)) as client:
         body = client.get(ME, what="your account")
     if not isinstance(body, dict):
         from rescale_ssh.errors import PlatformError

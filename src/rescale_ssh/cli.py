@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -457,10 +457,24 @@ def hoist_globals(args: list[str]) -> list[str]:
     return front + rest + args[stop:]
 
 
+# Typer's own completion installer edits ~/.bashrc (and uninstall could not undo it); `install`
+# links the shipped scripts instead (shellfiles.py). Kept working, hidden from help.
+TYPER_COMPLETION_OPTIONS = ("install_completion", "show_completion")
+
+
+def click_command() -> Any:
+    """The Click command of the app, as run, documented and completed."""
+    command = typer.main.get_command(app)  # (registers Typer's completion classes)
+    for param in command.params:
+        if param.name in TYPER_COMPLETION_OPTIONS:
+            setattr(param, "hidden", True)  # options have it (Parameter's type does not)  # noqa: B010
+    return command
+
+
 def run(args: list[str]) -> int:
     """Run the Typer app; Click's usage errors become ours (boundary.py reports them, exit 2)
     instead of Click's usage block and ``Error: ...``."""
-    command = typer.main.get_command(app)  # (registers Typer's completion classes)
+    command = click_command()
     from rescale_ssh import completion
 
     completion.register()  # ours instead: global options complete after the command too

@@ -160,9 +160,9 @@ def confirm(diff: str, question: str, *, yes: bool) -> bool:
 
 def approve(command: str, change: str, diff: str, question: str, *, yes: bool) -> bool:
     """Before a command removes something (uninstall, remove, prune, sync dropping jobs):
-    with --yes, go on; on a terminal, show the diff and ask (default yes, as before); without
-    a terminal, refuse (UsageError, exit 2): nothing ever prompts then, and a script that did
-    not say --yes must not lose blocks, host keys or the hook because nobody could answer
+    with --yes, go on; on a terminal, show the diff and what goes, and ask (Enter alone: no);
+    without a terminal, refuse (UsageError, exit 2): nothing ever prompts then, and a script
+    that did not say --yes must not lose blocks, host keys or the hook because nobody could answer
     (`echo n | rescale-ssh uninstall` once removed everything). ``change`` says what would go;
     ``diff`` (maybe empty) is shown before the question."""
     from rescale_ssh.errors import UsageError
@@ -174,7 +174,11 @@ def approve(command: str, change: str, diff: str, question: str, *, yes: bool) -
                          "run it again with --yes (or --dry-run to see the change)")
     if diff:
         typer.echo(diff, nl=False)
-    return typer.confirm(question, default=True)
+    typer.echo(f"{command} removes {change}.")
+    if typer.confirm(question, default=False):  # Enter alone keeps everything
+        return True
+    typer.echo("Nothing changed.", err=True)
+    return False
 
 
 def warn(message: str, hint: str | None = None) -> None:

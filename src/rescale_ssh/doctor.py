@@ -379,9 +379,10 @@ def _api(report: Report, settings: Settings) -> tuple[str, str] | None:
     try:
         who = account.me(platform, api_key, source=source)
     except AuthError:
-        report.add("API key", FAIL, f"{platform} rejects the API key",
-                   f"run `rescale-ssh login` with a current key (Settings → API); this one is "
-                   f"from {source}")
+        from rescale_ssh.client import rejected
+
+        report.add("API key", FAIL, f"{platform} rejects the API key from {source}",
+                   rejected(source)[1])
         return None
     except RescaleSSHError as error:
         report.add("API key", FAIL, error.message, error.hint or "try again later")

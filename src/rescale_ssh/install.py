@@ -39,6 +39,7 @@ from rescale_ssh.settings import Settings
 TOOL_FILES = (hookconf.SCRIPT_FILE, hookconf.FILE, included.FILE, included.EXPLAINER,
               hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs",
               "known_hosts", "me",  # me: users/me's answer, cached by `jobs` (me.py)
+              "launchkeys",  # launchkey.FILE: each job's launch key (a fingerprint)
               shellfiles.RECORD, "locks")
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
