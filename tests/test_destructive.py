@@ -219,3 +219,20 @@ def test_prune_names_a_reason_without_nested_brackets(
             depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
             deepest = max(deepest, depth)
         assert deepest <= 1, line
+
+
+def test_uninstall_leaves_no_config_where_there_was_none(
+    cli: Cli, isolated_home: Path, ssh_config: Path
+) -> None:
+    """Issue 15's walk: with no ~/.ssh/config before, uninstall left an empty file. Before
+    install there was none; after uninstall there is none (a file of the user's stays)."""
+    assert not ssh_config.exists()
+    cli("install", "--yes")
+    cli("add", "Fotxeb", "--from-log", LINE.format(job="Fotxeb", n=1))
+    assert ssh_config.read_bytes()
+    cli("uninstall", "--yes")
+    assert not ssh_config.exists()
+    ssh_config.write_text("Host mybox\n    HostName 192.0.2.10\n")
+    cli("install", "--yes")
+    cli("uninstall", "--yes")
+    assert ssh_config.read_text() == "Host mybox\n    HostName 192.0.2.10\n"

@@ -301,7 +301,8 @@ def test_shell_warns_and_points_to_doctor_when_ssh_is_refused(
     assert said[1].startswith(f"rescale-ssh: warning: job Shkey1's cluster was launched with "
                               f"key {fingerprint(sshd.client_key)}, not your key")
     assert said[-1] == ("rescale-ssh: warning: ssh could not connect to rescale-Shkey1 or log "
-                        "in (exit 255): `rescale-ssh doctor Shkey1` says why")
+                        "in, or lost the connection (exit 255): `rescale-ssh doctor Shkey1` "
+                        "says why")
     # With the cluster's key in the block: no warning, the shell works.
     cli("add", "Shkey1", "--identity", str(sshd.client_key))
     ok = cli("shell", "Shkey1", "-o", "BatchMode=yes", input="pwd\n")

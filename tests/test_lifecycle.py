@@ -111,7 +111,7 @@ def test_wait_follows_the_job_until_ssh_accepts(
 def test_wait_times_out_naming_the_status(cli: Cli, platform: FakePlatform) -> None:
     platform.add_job("Stuck1", status="Queued", cluster_status="Not Started")
     result = cli("wait", "Stuck1", "--timeout", "1", env=FAST_POLL, expect=7)
-    assert "rescale-ssh: error: job Stuck1 is not ready after" in result.stderr
+    assert "rescale-ssh: error: still not ready after" in result.stderr
     assert "job Stuck1 is Queued" in result.stderr
 
 

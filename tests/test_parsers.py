@@ -446,6 +446,10 @@ def test_code_without_code_on_path(cli: Cli, ssh_config: Path, tmp_path: Path) -
     assert lines[0].startswith("rescale-ssh: error: ") and "`code`" in lines[0], result
     assert lines[1].startswith("hint: ") and "code" in lines[1], result
     assert "Traceback" not in result.stderr
+    # Nothing is said to open before it is known that nothing can (issue 15's walk: "Opening
+    # vscode-remote://..." came first), and the hint's quotes do not nest.
+    assert result.stdout == "", result
+    assert "\"Shell Command: Install 'code' command in PATH\"" in lines[1], result
 
 
 def test_code_that_fails(cli: Cli, ssh_config: Path, tmp_path: Path) -> None:

@@ -138,3 +138,12 @@ def test_typers_completion_installer_is_not_offered(cli: Cli) -> None:
     in bash printed an error); `install` links the shipped scripts instead."""
     out = cli("--help").stdout
     assert "--install-completion" not in out and "--show-completion" not in out
+
+
+def test_an_invalid_job_id_says_what_a_job_id_is(cli: Cli) -> None:
+    """Every error has a hint (README); a refused job ID had none (issue 15's walk)."""
+    result = cli("add", "Fo-txeb", expect=2)
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("rescale-ssh: error: invalid job ID from the command line: 'Fo-txeb' "
+                        "(letters and digits only)")
+    assert lines[1].startswith("hint: a job ID is the letters and digits after /jobs/")

@@ -419,8 +419,7 @@ def code(ctx: typer.Context, job: JobArg) -> None:
         from rescale_ssh.launchkey import HINT
 
         warn(refused, HINT)
-    typer.echo(f"Opening {vscode.folder_uri(where.alias, where.workdir)}")
-    vscode.open_folder(where.alias, where.workdir)
+    vscode.open_folder(where.alias, where.workdir, say=typer.echo)
 
 
 def _register_command_modules() -> None:

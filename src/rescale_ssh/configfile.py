@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import exchange, paths, posix
+from rescale_ssh import exchange, paths, posix, store
 from rescale_ssh.errors import ConfigError, ReadOnlyConfigError
 from rescale_ssh.store import alive
 
@@ -71,6 +71,12 @@ def lock_file(path: Path | str, state_dir: str) -> str:
     file."""
     digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:24]
     return os.path.join(state_dir, "locks", f"{digest}.lock")
+
+
+def created_marker(path: Path | str) -> str:
+    """Says that rescale-ssh made the config ``path`` (there was none): uninstall then removes
+    it when nothing else is left in it. Next to its lock (uninstall removes the locks last)."""
+    return lock_file(path, str(paths.state_dir()))[: -len(".lock")] + ".created"
 
 
 @contextlib.contextmanager
@@ -135,6 +141,8 @@ def update(path: Path, compute: Callable[[bytes], bytes], *, dry_run: bool = Fal
                 raise _write_error(path, exc) from None
             if written is not None:
                 _remember(path, written)
+                if old is None:
+                    store.mark(created_marker(path))
                 return change
         raise ConfigError(
             f"{path} kept changing while rescale-ssh was writing it",

@@ -97,12 +97,29 @@ class InvalidValueError(RescaleSSHError):
     def __init__(self, field: str, value: object, rule: str, *, source: str | None = None) -> None:
         shown = shorten(value)
         where = f" from {source}" if source else ""
-        super().__init__(f"invalid {field}{where}: {shown} ({rule})")
+        super().__init__(f"invalid {field}{where}: {shown} ({rule})", _hint_for(field, source))
         self.field = field
         if source is not None and (
             source.endswith("command line") or source.startswith(("--", "RESCALE_"))
         ) and source != "--from-log":
             self.exit_code = ExitCode.USAGE  # the user's own input, not data we received
+
+
+def _hint_for(field: str, source: str | None) -> str | None:
+    """Every error has a next step (README): what to do about a value that was refused."""
+    if field == "job ID" and source is not None and (
+            source.endswith("command line") or source.startswith("RESCALE_")):
+        return ("a job ID is the letters and digits after /jobs/ in the job's web address, "
+                "e.g. Fotxeb")
+    if source == "--from-log":
+        return ("paste the whole 'Instance ready for ssh access' line from the job's Logs "
+                "(or `--from-log -` and the log on stdin)")
+    if source is not None and source.startswith(("--", "RESCALE_")):
+        return f"give {source} a valid value (see `rescale-ssh --help`)"
+    if source is not None and ("platform" in source or "job" in source):
+        return ("rescale-ssh writes nothing from it into your ssh config; try again later, "
+                "and report it if it persists")
+    return None
 
 
 def from_code(code: int, message: str, hint: str | None = None, *, job: str | None = None

@@ -119,6 +119,8 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
         path, lambda data: section.splice(data, Section(), path=str(path)), dry_run=dry_run,
         by_hand=section.by_hand,
     )
+    if change.changed and not dry_run:
+        _drop_if_empty(path)
     state = paths.state_dir()
     links = shellfiles.linked(str(state))  # before the record goes with the tool's files
     names = (*TOOL_FILES[:-1], *LEGACY_FILES, TOOL_FILES[-1])
@@ -131,6 +133,24 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
             state.rmdir()
     return UninstallResult(change=change, removed_files=links + removed,
                            dry_run=dry_run)
+
+
+def _drop_if_empty(path: Path) -> None:
+    """rescale-ssh made the config (there was none before `install` or `add`), and nothing is
+    left in it: remove it, so that uninstall leaves things as they were. An empty file of the
+    user's, or a link (a dotfile manager's), stays."""
+    import stat
+
+    marker = configfile.created_marker(path)
+    if not os.path.lexists(marker):
+        return
+    with configfile.locked(path):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+            os.unlink(path)
 
 
 def _remove(target: Path) -> None:

@@ -120,8 +120,8 @@ def run(
     finally:
         signal.signal(signal.SIGINT, previous)
     if code == 255:  # ssh(1): 255 when it could not connect or log in, else the shell's code
-        notify(f"ssh could not connect to {where.alias} or log in (exit 255): "
-               f"`rescale-ssh doctor {job}` says why", None)
+        notify(f"ssh could not connect to {where.alias} or log in, or lost the connection "
+               f"(exit 255): `rescale-ssh doctor {job}` says why", None)
     return code
 
 

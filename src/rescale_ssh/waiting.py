@@ -91,7 +91,7 @@ def wait_until_ready(
             progress(Poll(elapsed, last, word, 0.0 if elapsed >= timeout else pause))
         if elapsed >= timeout:
             raise NotReadyError(
-                f"job {job} is not ready after {elapsed:.0f} s: {last}",
+                f"still not ready after {elapsed:.0f} s: {last}",
                 f"`rescale-ssh wait {job} --timeout SECONDS` waits longer",
             )
         sleep(pause)
