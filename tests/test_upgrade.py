@@ -432,6 +432,8 @@ def test_a_hook_whose_program_is_gone_fails_in_one_line_and_install_repairs_it(
     assert proc.returncode != 0
     assert len(lines) == 1 and lines[0].startswith("rescale-ssh: error:"), proc.stderr
     assert "rescale-ssh install" in lines[0], lines[0]
+    # ... and how to be rid of it, for whoever removed the package on purpose (issue 15's walk).
+    assert "delete the rescale-ssh section" in lines[0], lines[0]
     assert_user_hosts_unchanged(up)
     for job, (host, port, user) in STATIC.items():  # their blocks need no program
         assert_resolves(up.config, job, host, port, user)

@@ -5,6 +5,7 @@ and a --debug log with one line a request."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,11 @@ def test_an_invalid_job_id_says_what_a_job_id_is(cli: Cli) -> None:
     assert lines[0] == ("rescale-ssh: error: invalid job ID from the command line: 'Fo-txeb' "
                         "(letters and digits only)")
     assert lines[1].startswith("hint: a job ID is the letters and digits after /jobs/")
+
+
+def test_add_dry_run_says_nothing_was_written(cli: Cli, ssh_config: Path) -> None:
+    result = cli("add", "Fotxeb", "--dry-run", "--from-log",
+                 "Command: ssh uprod_Fotxeb@203.0.113.7")
+    assert result.stdout.startswith("---") or "+Host rescale-Fotxeb" in result.stdout
+    assert "Dry run: nothing was written" in result.stderr
+    assert not ssh_config.exists()

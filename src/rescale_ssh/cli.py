@@ -173,6 +173,9 @@ def add(
     if dry_run:
         typer.echo(render.diff(result.change) or f"{result.entry.alias}: no change",
                    nl=not result.change.changed)
+        if result.change.changed:  # on stderr: stdout is the diff, for a pipe
+            typer.echo(f"Dry run: nothing was written; without --dry-run this adds "
+                       f"{result.entry.alias} to {settings.ssh_config}.", err=True)
         return
     t = target
     if not result.change.changed:

@@ -117,7 +117,8 @@ class HookConf:
             names.append(f"launcher={word(self.launcher)}")
             checks.append('[ -f "$launcher" ] || broken="${broken:-$launcher is gone}"')
         fix = ("reinstall rescale-ssh if it was removed or its Python upgraded, then run "
-               "\\`rescale-ssh install\\`")
+               "\\`rescale-ssh install\\`; or, to be rid of it, delete the rescale-ssh section "
+               "(its # >>> and # <<< lines and what is between) from your ssh config")
         return (
             "#!/bin/sh\n"
             "# Written by `rescale-ssh install` (run it again to rewrite this file; `rescale-ssh\n"
