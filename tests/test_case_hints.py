@@ -27,6 +27,7 @@ def test_the_cli_names_the_job_that_differs_only_in_case(cli: Cli,
         result = cli(*args, expect=5)
         assert "hint: did you mean rescale-Fotxeb? Job IDs are case-sensitive" in \
             result.stderr, result
+        assert result.stderr.count("case-sensitive") == 1, result  # not twice, nested
     # A job known by no other case keeps the usual hint.
     assert "did you mean" not in cli("add", "Nosuch", expect=5).stderr
 

@@ -64,7 +64,9 @@ def check_key_text(api_key: str) -> str:
     key = api_key.strip()
     if not key:
         raise UsageError("no API key was given",
-                         "paste the key from Settings → API in the Rescale web UI")
+                         "paste the key from Settings → API in the Rescale web UI at the "
+                         "prompt, or, without a terminal, give it on stdin: "
+                         "`rescale-ssh login < FILE`")
     if any(ord(c) < 33 or ord(c) > 126 for c in key):
         raise UsageError("the API key contains spaces or control characters",
                          "copy the key again from Settings → API in the Rescale web UI")

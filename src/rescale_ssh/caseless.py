@@ -38,7 +38,9 @@ def with_hint(job: str, jobs: list[str], fallback: str | None) -> str | None:
     found = suggestion(job, jobs)
     if found is None:
         return fallback
-    return f"{found} ({fallback})" if fallback else found
+    if fallback and "case-sensitive" in fallback:  # said already: the platform is left
+        return f"{found}; else check the platform"
+    return f"{found}; else {fallback}" if fallback else found
 
 
 def hint(job: str, state_dir: str, fallback: str | None) -> str | None:
