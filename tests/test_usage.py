@@ -4,6 +4,7 @@ and a --debug log with one line a request."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -156,3 +157,16 @@ def test_add_dry_run_says_nothing_was_written(cli: Cli, ssh_config: Path) -> Non
     assert result.stdout.startswith("---") or "+Host rescale-Fotxeb" in result.stdout
     assert "Dry run: nothing was written" in result.stderr
     assert not ssh_config.exists()
+
+
+def test_end_of_input_at_a_prompt_is_not_an_interruption(cli: Cli) -> None:
+    """Ctrl-D at `key generate`'s passphrase prompt said 'interrupted', exit 130 (issue 15's
+    walk): it is an answer that did not come, said so, exit 2, and no key is written."""
+    from tests.terminal import run_in_terminal
+
+    session = run_in_terminal(["key", "generate"], [("Passphrase", "\x04")])
+    assert session.returncode == 2, session.output
+    assert "rescale-ssh: error: end of input at a prompt: nothing was changed" in session.output
+    assert "interrupted" not in session.output
+    home = Path(os.environ["HOME"])
+    assert not (home / ".ssh" / "rescale_ed25519").exists()

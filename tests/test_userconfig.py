@@ -408,3 +408,13 @@ def test_the_hook_never_reads_the_file(cli: Cli, ssh_config: Path, isolated_home
     platform.add_job("Fotxeb", host="203.0.113.7", port=2222)
     assert ssh_config_of(str(ssh_config), "rescale-Fotxeb")["hostname"] == ["203.0.113.7"]
     assert ssh_config_of(str(ssh_config), "example.org")["hostname"] == ["example.org"]
+
+
+def test_set_identity_where_there_is_no_key_warns(cli: Cli, isolated_home: Path) -> None:
+    """Issue 15's walk: `config set identity ~/nokey` was taken without a word."""
+    result = cli("config", "set", "identity", "~/nokey")
+    assert "rescale-ssh: warning: there is no key at ~/nokey yet" in result.stderr
+    assert "key generate --identity ~/nokey" in result.stderr
+    cli("key", "generate", "--no-passphrase", "--identity", str(isolated_home / "other"))
+    quiet = cli("config", "set", "identity", str(isolated_home / "other"))
+    assert "warning" not in quiet.stderr

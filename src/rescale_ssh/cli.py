@@ -493,7 +493,11 @@ def run(args: list[str]) -> int:
         return int(exc.exit_code)
     except cli_usage.ClickException as exc:
         raise cli_usage.usage_error(exc) from None
-    except cli_usage.Abort:  # ^C or end of input at a confirmation prompt
+    except cli_usage.Abort as exc:  # ^C, or end of input (Ctrl-D), at a prompt
+        if isinstance(exc.__context__, EOFError):
+            raise UsageError("end of input at a prompt: nothing was changed",
+                             "answer the prompt, or give the answer as an option (see the "
+                             "command's --help)") from None
         raise KeyboardInterrupt from None
     except SystemExit as exc:  # completion (_RESCALE_SSH_COMPLETE) exits by itself
         code = exc.code

@@ -6,6 +6,7 @@ Each parses, calls one core function (userconfig, settings) and renders its resu
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Annotated
 
 import typer
@@ -101,6 +102,10 @@ def set_(
     else:
         typer.echo(f"{key} is already {userconfig.quoted(stored)} in {edit.path}; no change")
     apply(settings_of(ctx), key)
+    if key == "identity" and not os.path.exists(os.path.expanduser(stored)):
+        warn(f"there is no key at {stored} yet",
+             f"`rescale-ssh key generate --identity {stored}` makes one, or `rescale-ssh key "
+             f"import PATH --identity {stored}` copies one there")
 
 
 @config_app.command()
