@@ -142,14 +142,14 @@ def test_sync_adds_running_and_drops_stopped_within_the_request_budget(
     before = ssh_config.read_bytes()
     dry = cli("sync", "--yes", "--dry-run")
     assert "+Host rescale-Run2-2" in dry.stdout
-    assert "would be dropped: rescale-Gone1 (not on the platform any more)" in dry.stdout
+    assert "would be dropped: rescale-Gone1 (not found on the platform)" in dry.stdout
     assert ssh_config.read_bytes() == before
     platform.requests.clear()
     result = cli("sync", "--yes")
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("Added")) == [
         "Added rescale-Run1", "Added rescale-Run2", "Added rescale-Run3"]
     assert "Dropped rescale-Old1 (Completed, cluster stopped)" in result.stdout
-    assert "Dropped rescale-Gone1 (not on the platform any more)" in result.stdout
+    assert "Dropped rescale-Gone1 (not found on the platform)" in result.stdout
     # Budget: the live jobs' pages (4 jobs, 2 a page) + one page of completed jobs (Old1) + the
     # instance pages of each started cluster (Run2 has a head and two workers: two pages) +
     # Gone1, in neither list, asked directly: its cluster's statuses, then its statuses (404).

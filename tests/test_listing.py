@@ -216,7 +216,7 @@ def test_prune_asks_the_jobs_neither_list_shows(
     platform.requests.clear()
     result = cli("prune", "--yes")
     assert sorted(result.stdout.splitlines()) == [
-        "Dropped rescale-Gone1 (not on the platform any more)",
+        "Dropped rescale-Gone1 (not found on the platform)",
         "Dropped rescale-Old1 (cluster stopped)",
         "Dropped rescale-Recent1 (Completed, cluster stopped)",
     ]

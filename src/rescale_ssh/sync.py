@@ -59,7 +59,7 @@ KEY_CHECKS = 20  # job details asked for by one sync at most (one request each)
 def why_dropped(row: joblist.JobSummary | None) -> str | None:
     """Why a job's block should go, or None to keep it."""
     if row is None:
-        return "not on the platform any more"
+        return "not found on the platform"
     if row.ssh == joblist.STOPPED:
         if row.status == "unknown":  # asked directly: its cluster's statuses said enough
             return f"cluster {row.cluster.lower()}"
