@@ -27,14 +27,16 @@ BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 
 def path_with(*folders: Path, venv: bool = True) -> str:
     """PATH with ``folders`` first; without ``venv``, without the test venv's bin folder (whose
-    share/man has the page when the package is installed there, as in CI) and any other
-    ~/.local/bin."""
+    share/man has the page when the package is installed there, as in CI), any other
+    ~/.local/bin, and any other folder with the page in its ../share/man."""
     rest = os.environ.get("PATH", os.defpath).split(os.pathsep)
-    if not venv:  # nor any ~/.local/bin (the real user's: after their own `install`, man
-        # finds the page through its link there)
+    if not venv:  # nor any folder whose ../share/man has the page already: another venv
+        # with rescale-ssh, the real user's ~/.local/bin after their own `install`
         ours = os.path.dirname(sys.executable)
         rest = [p for p in rest if os.path.realpath(p) != os.path.realpath(ours)
-                and not p.rstrip("/").endswith("/.local/bin")]
+                and not p.rstrip("/").endswith("/.local/bin")
+                and not os.path.exists(os.path.join(p, "..", "share", "man", "man1",
+                                                    "rescale-ssh.1"))]
     return os.pathsep.join([*map(str, folders), *rest])
 
 
