@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,17 @@ def ssh_config_of(config: str, host: str) -> dict[str, list[str]]:
         key, _, value = line.partition(" ")
         options.setdefault(key, []).append(value)
     return options
+
+
+def keygen(path: Path, comment: str = "another key", passphrase: str = "") -> Path:
+    """An ed25519 key pair made by ssh-keygen itself at ``path`` (and ``path``.pub)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([require("ssh-keygen"), "-q", "-t", "ed25519", "-N", passphrase, "-C", comment,
+                    "-f", str(path)], check=True, capture_output=True, timeout=30)
+    return path
+
+
+def fingerprint(path: Path) -> str:
+    """ssh-keygen's SHA256 fingerprint of the key at ``path``."""
+    return subprocess.run([require("ssh-keygen"), "-l", "-f", str(path)], check=True,
+                          capture_output=True, text=True, timeout=30).stdout.split()[1]

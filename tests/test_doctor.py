@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakeplatform import FakePlatform
-from tests.helpers import Cli, Result, require
+from tests.helpers import Cli, Result, fingerprint, keygen, require
 from tests.sshd import SSHServer, free_port
 
 JOB = "Fotxeb"
@@ -37,18 +37,6 @@ def fix_of(result: Result, name: str) -> str:
     found = lines_of(result, name)
     assert len(found) == 2, f"no fix for {name!r}:\n{result}"
     return found[1].strip()
-
-
-def keygen(path: Path, comment: str = "another key", passphrase: str = "") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([require("ssh-keygen"), "-q", "-t", "ed25519", "-N", passphrase, "-C", comment,
-                    "-f", str(path)], check=True, capture_output=True, timeout=30)
-    return path
-
-
-def fingerprint(path: Path) -> str:
-    return subprocess.run([require("ssh-keygen"), "-l", "-f", str(path)], check=True,
-                          capture_output=True, text=True, timeout=30).stdout.split()[1]
 
 
 @pytest.fixture

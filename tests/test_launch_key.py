@@ -10,28 +10,15 @@ import json
 import os
 import re
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.fakeplatform import FakePlatform, Status
-from tests.helpers import Cli, require
+from tests.helpers import Cli, fingerprint, keygen
 from tests.sshd import SSHServer
 
 JOB = "Kdiff1"
-
-
-def keygen(path: Path, comment: str = "another key") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", comment,
-                    "-f", str(path)], check=True, capture_output=True, timeout=30)
-    return path
-
-
-def fingerprint(path: Path) -> str:
-    return subprocess.run([require("ssh-keygen"), "-l", "-f", str(path)], check=True,
-                          capture_output=True, text=True, timeout=30).stdout.split()[1]
 
 
 @pytest.fixture

@@ -18,6 +18,16 @@ PROG = "rescale-ssh"
 COMPLETE_DEADLINE = 2.0  # seconds a TAB may wait for the platform, retries included
 
 
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands (`key`, `config`) set up as the main app is: no completion
+    installer of its own, no pretty tracebacks (they would show locals: keys, passphrases),
+    -h as --help, plain help text."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, pretty_exceptions_show_locals=False,
+                       context_settings={"help_option_names": ["-h", "--help"]},
+                       rich_markup_mode=None)
+
+
 def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
     """Job IDs for TAB: the jobs with a block, those the hook has records of, and, when an API
     key is at hand, the live jobs (one page of the not-completed list, no instances; at most

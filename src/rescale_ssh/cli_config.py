@@ -12,19 +12,13 @@ from typing import Annotated
 import typer
 
 from rescale_ssh import userconfig
-from rescale_ssh.cli_common import JsonOut, settings_of, warn
+from rescale_ssh.cli_common import JsonOut, command_group, settings_of, warn
 from rescale_ssh.settings import Settings
 
-config_app = typer.Typer(
-    name="config",
-    help="Keep your identity, platform, profile and ssh config in a settings file, so that no "
+config_app = command_group(
+    "config",
+    "Keep your identity, platform, profile and ssh config in a settings file, so that no "
     "command needs the flag.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
 )
 
 KEY_NAMES = ", ".join(userconfig.KEYS)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from rescale_ssh.cli_common import JsonOut, settings_of, warn
+from rescale_ssh.cli_common import JsonOut, command_group, settings_of, warn
 from rescale_ssh.cli_usage import within
 from rescale_ssh.errors import ExitCode, UsageError
 
@@ -28,15 +28,9 @@ WHERE = ("Paste it in the Rescale web UI: account Settings → Job Settings → 
 WHEN = ("Only jobs submitted after saving get it: a running cluster keeps the key it was "
         "launched with.")
 
-key_app = typer.Typer(
-    name="key",
-    help="Make, show and convert the SSH key your Rescale jobs are launched with.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
+key_app = command_group(
+    "key",
+    "Make, show and convert the SSH key your Rescale jobs are launched with.",
 )
 
 PassphraseFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 - Typer needs Optional

@@ -126,7 +126,7 @@ def link(state_dir: str) -> Linked:
         try:
             if os.path.lexists(target):
                 target.unlink()
-            _make_folders(target.parent)
+            paths.private_dir(target.parent)  # folders it makes: 0700, as XDG asks
             os.symlink(source, target)
         except OSError as exc:
             result.failed.append(f"{target}: {exc.strerror or exc}")
@@ -156,15 +156,3 @@ def unlink(state_dir: str) -> list[str]:
     for path in removed:
         os.unlink(path)
     return removed
-
-
-def _make_folders(folder: Path) -> None:
-    """``folder`` and the missing ones above it, 0700 whatever the umask (as the XDG base
-    directory spec asks of a folder made under the data home)."""
-    missing = []
-    while not os.path.lexists(folder) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for each in reversed(missing):
-        each.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(each, 0o700)  # mkdir's mode is masked by the umask
