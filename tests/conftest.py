@@ -102,3 +102,24 @@ def figures(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
         tally[name] = tally.get(name, 0) + count
 
     return add
+
+
+@pytest.fixture
+def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """XDG_STATE_HOME short enough for the jobs' socket paths (mux.py: 104 bytes; pytest's
+    folders are deeper, so elsewhere the blocks rightly get no Control lines). Every master
+    in it is ended with the test."""
+    import shutil
+    import tempfile
+
+    from rescale_ssh import mux
+
+    root = Path(tempfile.mkdtemp(prefix="rsm", dir="/tmp"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(root))
+    state = root / "rescale-ssh"
+    try:
+        yield state
+    finally:
+        for path in mux.sockets(str(state)):
+            mux.control(path, "exit")
+        shutil.rmtree(root, ignore_errors=True)

@@ -257,8 +257,8 @@ def test_a_line_of_yours_with_our_keywords_inside_the_section_is_never_dropped(
     cli("add", "Fotxeb", "--from-log", LINE)
     ours = ssh_config.read_bytes()
     for edit in (ours.replace(b"Host *\n", b"Host *\nUser alice\n"),
-                 ours.replace(b"    ServerAliveInterval 30\n",
-                              b"    ServerAliveInterval 30\n    ProxyJump bastion\n"),
+                 ours.replace(b"    ServerAliveInterval 15\n",
+                              b"    ServerAliveInterval 15\n    ProxyJump bastion\n"),
                  ours.replace(b"    Port 22\n", b"    Port 22\n    Port 2222\n")):
         ssh_config.write_bytes(edit)
         result = cli("add", "Other1", "--from-log", LINE.replace("Fotxeb", "Other1"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import hosts, section
+from rescale_ssh import hostblock, hosts, section
 from rescale_ssh.errors import ConfigError, InvalidValueError
 from rescale_ssh.settings import Settings
 from rescale_ssh.target import Target
@@ -89,7 +89,7 @@ def test_alias_gets_our_values_despite_user_globals(name: str, ssh_config: Path)
     assert got["stricthostkeychecking"] == ["accept-new"]
     # ssh lowercases HostKeyAlias itself (ssh.c), so compare that way.
     assert got["hostkeyalias"] == ["rescale-fotxeb"]
-    assert got["serveraliveinterval"] == ["30"]
+    assert got["serveraliveinterval"] == [str(hostblock.KEEPALIVE_INTERVAL)]
     assert got["userknownhostsfile"] == [settings(ssh_config).known_hosts]
 
 

@@ -55,6 +55,7 @@ def block_for(conf: HookConf, job: str, entry: Entry) -> str:
             HostEntry(target=entry.target, identity=conf.identity, known_hosts=conf.known_hosts),
             proxy=hostblock.proxy_lines(job, conf.program, conf.state_dir),
             accept_new=True,  # install refused an OpenSSH older than 7.6 (openssh.py)
+            mux=conf.sharing,
         )
     else:
         lines = hostblock.failure_block(job, conf.program, conf.state_dir)

@@ -72,17 +72,18 @@ def set_(
     ctx: typer.Context,
     key: KeyArg,
     value: Annotated[str, typer.Argument(
-        metavar="VALUE", help="A path (identity, ssh_config), a URL or region (platform), or "
-        "a profile name.", show_default=False)],
+        metavar="VALUE", help="A path (identity, ssh_config), a URL or region (platform), "
+        "a profile name, or for multiplex yes, no or a time (5m).", show_default=False)],
 ) -> None:
     """Write one setting to the settings file, checked as its flag would be.
 
     The line `KEY = "VALUE"` replaces the one that set KEY, or is added at the end; comments
     and other lines stay as they are. A relative path is stored absolute; one starting with
     ~ is kept so. With the hook installed, its settings are updated too (identity, platform,
-    profile): no need to run `install` again.
+    profile, multiplex): no need to run `install` again. multiplex is how long a job's
+    shared connection stays after its last session (no: none is shared).
 
-    Example: rescale-ssh config set identity ~/.ssh/other_ed25519
+    Example: rescale-ssh config set multiplex 30m
     """
     from rescale_ssh.settings import for_file
 
@@ -126,8 +127,8 @@ def path() -> None:
     """Print where the settings file is (it may not exist yet).
 
     $XDG_CONFIG_HOME/rescale-ssh/config.toml, else ~/.config/rescale-ssh/config.toml. It
-    holds `key = "value"` lines (identity, platform, profile, ssh_config), comments and blank
-    lines; `config set` makes it, mode 0600.
+    holds `key = "value"` lines (identity, platform, profile, ssh_config, multiplex),
+    comments and blank lines; `config set` makes it, mode 0600.
 
     Example: "$EDITOR" "$(rescale-ssh config path)"
     """

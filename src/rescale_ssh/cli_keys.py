@@ -415,11 +415,16 @@ def doctor(
     timeout: Annotated[float, typer.Option(
         "--timeout", metavar="SECONDS", callback=within(0.1, 60),
         help="How long the probe of the cluster's SSH port may wait (0.1 to 60).")] = 3,
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="End shared connections of jobs that have no block any more and "
+        "remove sockets no master listens on.")] = False,
 ) -> None:
     """Check everything a connection needs, with a fix for each problem.
 
     ssh and its version, the ssh config, the rescale-ssh section (at the top, not overridden),
-    the hook, the key (permissions, passphrase, ssh-agent) and the API key. With a JOB: its
+    the hook, the jobs' shared connections (running masters, stale sockets; --clean ends and
+    removes what no job uses), the key (permissions, passphrase, ssh-agent) and the API key.
+    With a JOB: its
     status, the key and access restriction its cluster was launched with, the SSH port of its
     head node, and whether the cluster stops when the job ends. Exits 0 only when every check
     passes, else 1.
@@ -428,7 +433,7 @@ def doctor(
     """
     from rescale_ssh import doctor as core
 
-    report = core.run(settings_of(ctx), job, probe_timeout=timeout)
+    report = core.run(settings_of(ctx), job, probe_timeout=timeout, clean=clean)
     if json_out:
         import json
 

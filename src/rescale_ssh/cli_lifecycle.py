@@ -233,6 +233,9 @@ def _report_sync(result: SyncResult, verb: Callable[[str], str]) -> None:
         typer.echo(f"{verb('dropped')} rescale-{job}{_because(why)}")
     for job, why in result.skipped.items():
         warn(f"job {job} is running but has no usable head node: {why}")
+    if result.masters_ended:
+        typer.echo("Closed the shared connection to "
+                   + ", ".join(result.masters_ended) + " (its cluster stopped or moved)")
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     _warn_keys(result.launch_keys)
@@ -324,6 +327,8 @@ def shell(
     timeout: WaitTimeout = 1800,
     ssh_program: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--ssh", metavar="PROGRAM", hidden=True, help="ssh to run (tests).")] = None,
+    no_multiplex: Annotated[bool, typer.Option(
+        "--no-multiplex", help="A connection of its own, not the job's shared one.")] = False,
 ) -> None:
     """Open an interactive login shell in the job's working directory, or run a command there.
 
@@ -339,7 +344,8 @@ def shell(
     from rescale_ssh import shell as shell_module
 
     settings = settings_of(ctx)
-    code = shell_module.run(settings, job, list(ctx.meta.get(SSH_OPTIONS, [])),
+    own = list(shell_module.UNSHARED) if no_multiplex else []
+    code = shell_module.run(settings, job, own + list(ctx.meta.get(SSH_OPTIONS, [])),
                             command=list(ctx.meta.get(REMOTE_COMMAND, [])), wait=wait_first,
                             timeout=timeout, ssh_program=ssh_program, waiter=wait_for,
                             notify=warn)

@@ -74,14 +74,16 @@ class Report:
         self.checks.append(Check(name, status, summary, fix))
 
 
-def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PROBE_TIMEOUT
-        ) -> Report:
+def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PROBE_TIMEOUT,
+        clean: bool = False) -> Report:
     if job is not None:
         job = validate.job_id(job, source="the command line")
     report = Report(job)
     ssh = _ssh(report)
     config = settings.ssh_config
-    current = _config(report, ssh, config)
+    current = _config(report, ssh, config, persist=settings.multiplex)
+    if current is not None:
+        _sharing(report, current, settings.multiplex, ssh=ssh or "ssh", clean=clean)
     local = _key(report, settings.identity)
     api = _api(report, settings)
     if job is not None:
@@ -93,6 +95,60 @@ def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PR
 
 
 # -- local --------------------------------------------------------------------------------------
+
+
+def _sharing(report: Report, current: section.Section, persist: str, *, ssh: str,
+             clean: bool) -> None:
+    """The jobs' shared connections (mux.py): on or off, which masters run, which sockets no
+    master listens on any more (ssh replaces those itself), which aliases cannot share."""
+    from rescale_ssh import jobcache, mux, toolfiles
+
+    state = current.folder()
+    if not mux.supported():
+        report.add("sharing", INFO, "connections are not shared: Windows' OpenSSH has no "
+                   "ControlMaster")
+        return
+    found = mux.survey(state, ssh=ssh)
+    known = set(toolfiles.aliases(current))
+    if current.hook is not None:
+        known |= {f"rescale-{job}" for job in jobcache.cached_jobs(state)}
+    live = [s for s in found if s.live]
+    stale = [s for s in found if not s.live]
+    orphans = [s for s in live if s.alias.split("-w")[0] not in known]
+    if clean:
+        for socket in orphans:
+            mux.stop(state, socket.alias.split("-")[1])
+        removed = mux.clean(state, ssh=ssh)
+        if orphans or removed:
+            report.add("sharing", PASS, "cleaned: " + ", ".join(
+                [f"ended the master of {s.alias}, which has no block" for s in orphans]
+                + ([f"removed {len(removed)} stale socket(s) ({', '.join(removed)})"]
+                   if removed else [])))
+        live = [s for s in live if s not in orphans]
+        stale, orphans = [], []
+    if persist == mux.OFF:
+        summary = "connections to the jobs are not shared (multiplex = no)"
+    else:
+        summary = (f"each job's connections share one (ControlPersist {persist}); "
+                   + (f"{len(live)} running: " + ", ".join(f"{s.alias} (pid {s.pid})"
+                                                           for s in live)
+                      if live else "none running now"))
+    report.add("sharing", INFO, summary, None if persist != mux.OFF else
+               "`rescale-ssh config set multiplex yes` turns it on")
+    long = sorted(alias for alias in known if not mux.fits(state, alias))
+    if long and persist != mux.OFF:
+        report.add("sharing", WARN, f"{', '.join(long)}: not shared, the socket path in {state} "
+                   f"would pass the {mux.SOCKET_LIMIT}-byte limit of Unix sockets",
+                   "set XDG_STATE_HOME to a shorter folder, then `rescale-ssh install` or "
+                   "`rescale-ssh add JOB` again")
+    if orphans:
+        report.add("sharing", WARN, "running for jobs with no block any more: "
+                   + ", ".join(f"{s.alias} (pid {s.pid})" for s in orphans),
+                   "`rescale-ssh doctor --clean` ends them")
+    if stale:
+        report.add("sharing", INFO, f"{len(stale)} socket(s) with no master "
+                   f"({', '.join(s.alias for s in stale)}): ssh replaces them on the next "
+                   "connection", "`rescale-ssh doctor --clean` removes them")
 
 
 def _ssh(report: Report) -> str | None:
@@ -123,7 +179,8 @@ def _ssh(report: Report) -> str | None:
     return found.path
 
 
-def _config(report: Report, ssh: str | None, config: Path) -> section.Section | None:
+def _config(report: Report, ssh: str | None, config: Path, *, persist: str | None = None
+            ) -> section.Section | None:
     """ssh reads the config; our section is whole, at the top, and not overridden."""
     try:
         data = configfile.read_bytes(config)
@@ -165,7 +222,7 @@ def _config(report: Report, ssh: str | None, config: Path) -> section.Section | 
         _placement(report, data, located.top.start, config, len(current.entries))
         if ssh is not None and current.entries:
             _shadowing(report, ssh, config, current)
-    _hook(report, config, data, current)
+    _hook(report, config, data, current, persist=persist)
     return current
 
 
@@ -220,7 +277,8 @@ def _shadowing(report: Report, ssh: str, config: Path, current: section.Section)
                    f"{'all ' + str(count) + ' jobs' if count > 1 else 'the job'}")
 
 
-def _hook(report: Report, config: Path, data: bytes, current: section.Section) -> None:
+def _hook(report: Report, config: Path, data: bytes, current: section.Section, *,
+          persist: str | None = None) -> None:
     """What the section includes, and what the hook's Match runs, exist, are current and run."""
     from rescale_ssh import hookconf, included, toolfiles
 
@@ -240,7 +298,7 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section) -
     if not current.is_empty():
         wanted = included.render(state, hook=has_hook or os.path.exists(
             os.path.join(state, hookconf.FILE)), claimed=claimed,
-            static=toolfiles.aliases(current))
+            static=toolfiles.aliases(current), persist=persist)
         written = included.read(state)
         fix = "`rescale-ssh install` writes it again" if has_hook else \
             "`rescale-ssh add JOB` for any of your jobs writes it again"

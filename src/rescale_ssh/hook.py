@@ -21,6 +21,7 @@ from rescale_ssh.errors import (
     ConfigError,
     ExitCode,
     InvalidValueError,
+    JobEndedError,
     NotFoundError,
     RescaleSSHError,
 )
@@ -109,9 +110,10 @@ def users_own(conf: HookConf, alias: str) -> bool:
     # Under the config's own lock: the commands that write the section rewrite ssh.conf too.
     lock = configfile.lock_file(config, conf.state_dir)
     with store.Locked(lock, timeout=max(conf.timeout, 1.0)):
-        static = included.static_aliases(included.read(conf.state_dir))
-        included.write(conf.state_dir, included.render(conf.state_dir, hook=True,
-                                                       claimed=names, static=static))
+        text = included.read(conf.state_dir)
+        included.write(conf.state_dir, included.render(
+            conf.state_dir, hook=True, claimed=names, static=included.static_aliases(text),
+            persist=included.persist_of(text)))
     return True
 
 
@@ -216,7 +218,10 @@ def refresh(
         old = previous.target if previous is not None else None
         new = entry.target
         if old is not None and new is not None:
-            forget_host_keys(conf, job, changed_nodes(old, new))  # replaced: new host keys
+            nodes = changed_nodes(old, new)
+            forget_host_keys(conf, job, nodes)  # replaced: new host keys
+            if nodes:
+                end_masters(conf, job)  # connected to the old addresses
         jobcache.save(conf.state_dir, job, entry)
         forget_unused(conf, keep=job)
         return entry
@@ -260,6 +265,8 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:
+        if isinstance(error, JobEndedError | NotFoundError):
+            end_masters(conf, job)  # a master of a cluster that is gone would only hang
         if isinstance(error, NotFoundError):
             from rescale_ssh import caseless
 
@@ -317,6 +324,13 @@ def forget_host_keys(conf: HookConf, job: str, nodes: list[int]) -> None:
 
     knownhosts.forget(Path(conf.known_hosts),
                       [alias_for(job) if n == 0 else worker_alias(job, n) for n in nodes])
+
+
+def end_masters(conf: HookConf, job: str) -> None:
+    """Tell the job's shared connections to exit (mux.py): none is started for a gone job."""
+    from rescale_ssh import mux
+
+    mux.stop(conf.state_dir, job)
 
 
 def enable_site_packages() -> None:

@@ -17,9 +17,10 @@ DEFAULT_TTL = 1800.0  # a resolved job is trusted this long; a failed connection
 DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, quick retries
 DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
 DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
+DEFAULT_MULTIPLEX = "5m"  # mux.DEFAULT_PERSIST (not imported: the warm path reads this module)
 KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "profile", "ttl",
                   "failure_ttl", "timeout", "wait", "precedence", "config", "version",
-                  "apiconfig"))
+                  "apiconfig", "multiplex"))
 VERSION = "2"  # hook.conf of this layout (none: an earlier version wrote it)
 HOSTS_FILE = "hosts.conf"
 FRESH_FILE = "fresh.conf"
@@ -30,9 +31,8 @@ EXPLAINER_FILE = "broken.conf"  # included.EXPLAINER
 
 class HookConf:
     __slots__ = ("apiconfig", "config", "failure_ttl", "identity", "known_hosts", "launcher",
-                 "platform",
-                 "precedence", "profile", "python", "state_dir", "timeout", "ttl", "version",
-                 "wait")
+                 "multiplex", "platform", "precedence", "profile", "python", "state_dir",
+                 "timeout", "ttl", "version", "wait")
 
     def __init__(
         self,
@@ -52,6 +52,7 @@ class HookConf:
         config: str = "",
         version: str = VERSION,
         apiconfig: str = "",
+        multiplex: str = DEFAULT_MULTIPLEX,
     ) -> None:
         self.state_dir = state_dir
         self.python = python
@@ -70,6 +71,14 @@ class HookConf:
         # RESCALE_CONFIG_FILE as install saw it (absolute); "": the fixed path, and the key
         # is left out of hook.conf, as earlier versions wrote it.
         self.apiconfig = apiconfig
+        # ControlPersist of the hook's blocks, or "no" (mux.py); left out of hook.conf when
+        # it is the default, as earlier versions wrote it (they refuse keys they do not know).
+        self.multiplex = multiplex
+
+    @property
+    def sharing(self) -> tuple[str, str]:
+        """What hostblock.render takes as ``mux``: the state folder and ControlPersist."""
+        return self.state_dir, self.multiplex
 
     @property
     def program(self) -> list[str]:
@@ -167,6 +176,7 @@ class HookConf:
                 "config": self.config,
                 "version": self.version,
             } | ({"apiconfig": self.apiconfig} if self.apiconfig else {})
+            | ({"multiplex": self.multiplex} if self.multiplex != DEFAULT_MULTIPLEX else {})
         )
 
 
@@ -223,4 +233,17 @@ def load(state_dir: str) -> HookConf:
         version=record.get("version", ""),
         apiconfig=validate.local_path(record["apiconfig"], field="Rescale CLI config file",
                                       source=source) if record.get("apiconfig") else "",
+        multiplex=_multiplex(record.get("multiplex", ""), source),
     )
+
+
+def _multiplex(value: str, source: str) -> str:
+    """``no`` or a time of ssh_config(5) (digits and s/m/h/d/w): nothing else reaches a block."""
+    if not value:
+        return DEFAULT_MULTIPLEX
+    if value == "no" or (value.isascii() and value.isalnum() and value[0].isdigit()
+                         and value[0] != "0" and all(char.isdigit() or char in "smhdwSMHDW"
+                                                     for char in value)):
+        return value
+    raise InvalidValueError("multiplex", value, "no, or a time such as 300 or 5m",
+                            source=source)

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from rescale_ssh.target import Target
 
 INDENT = "    "
-KEEPALIVE_INTERVAL = 30
-KEEPALIVE_COUNT = 4
+# A peer silent for 45 s ends the connection: with a shared connection (mux.py), that is also
+# how long a master of a cluster that vanished can hold up a new ssh before it gives up on it.
+KEEPALIVE_INTERVAL = 15
+KEEPALIVE_COUNT = 3
 META_PREFIX = "# rescale-ssh job="
 PYTHON_FLAGS = ("-I", "-S")  # the only words of a program that are not quoted paths
 
@@ -89,7 +91,7 @@ def shell_word(path: str, *, field: str, tokens: bool = True) -> str:
 
 
 def render(entry: HostEntry, *, proxy: list[str] | None = None,
-           accept_new: bool = False) -> list[str]:
+           accept_new: bool = False, mux: tuple[str, str] | None = None) -> list[str]:
     """The lines of one Host block (without line endings).
 
     ``proxy`` (from :func:`proxy_lines`) is added to blocks written by the hook: ssh then connects
@@ -97,7 +99,9 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None,
     ``accept_new`` writes ``StrictHostKeyChecking accept-new`` into the block (the hook's, in
     the tool's own files); the static blocks in the user's file get it from the tool's
     included file instead (included.py), so that file holds nothing an OpenSSH older than 7.6
-    refuses to read (a config shared through dotfiles with an older machine).
+    refuses to read (a config shared through dotfiles with an older machine). ``mux`` (the
+    state folder and ControlPersist) shares connections (mux.py): the hook's blocks only, the
+    static ones get it from the included file too.
     """
     t = entry.target
     job = validate.job_id(t.job)
@@ -109,20 +113,34 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None,
     ]
     if proxy is not None:
         lines += proxy
+    lines += _mux_lines(mux, alias_for(job))
     for index, (host, port, jump) in enumerate(t.workers, start=1):
         lines += ["", *render_worker(entry, index, host, port, jump=jump,
-                                     accept_new=accept_new)]
+                                     accept_new=accept_new, mux=mux)]
     return lines
 
 
+def _mux_lines(mux: tuple[str, str] | None, alias: str) -> list[str]:
+    if mux is None:
+        return []
+    from rescale_ssh import mux as sharing
+
+    state_dir, persist = mux
+    if persist == sharing.OFF or not sharing.supported() or not sharing.fits(state_dir, alias):
+        return []
+    return sharing.control_lines(state_dir, persist, INDENT)
+
+
 def render_worker(entry: HostEntry, index: int, host: str, port: int, *, jump: bool = True,
-                  accept_new: bool = False) -> list[str]:
+                  accept_new: bool = False, mux: tuple[str, str] | None = None) -> list[str]:
     """A worker node: at its own public address and port, or through the head node
     (``ProxyJump rescale-<JOB>``) at its private one."""
     job = validate.job_id(entry.target.job)
-    lines = _login_lines(entry, worker_alias(job, index), f"{job} worker={index}", host, port,
-                         accept_new)
-    return [*lines, f"{INDENT}ProxyJump {alias_for(job)}"] if jump else lines
+    alias = worker_alias(job, index)
+    lines = _login_lines(entry, alias, f"{job} worker={index}", host, port, accept_new)
+    if jump:
+        lines.append(f"{INDENT}ProxyJump {alias_for(job)}")
+    return lines + _mux_lines(mux, alias)
 
 
 def _login_lines(entry: HostEntry, alias: str, meta: str, host: str, port: int,

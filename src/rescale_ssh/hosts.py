@@ -55,9 +55,11 @@ def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResu
     path = settings.ssh_config
     entry = HostEntry(target=target, identity=settings.identity, known_hosts=settings.known_hosts)
     previous: list[HostEntry] = []
+    folders: list[str] = []
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))
+        folders[:] = [current.folder()]
         previous[:] = [current.entries[target.job]] if target.job in current.entries else []
         current.entries[target.job] = entry
         return section.splice(data, current, path=str(path))
@@ -70,8 +72,13 @@ def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResu
     forgotten = 0
     if before is not None and (before.target.host, before.target.port) != (target.host,
                                                                            target.port):
-        # A new cluster for the job: its host key is new, the old one must not trip ssh.
+        # A new cluster for the job: its host key is new, the old one must not trip ssh;
+        # a shared connection still open is to the old one.
         forgotten = knownhosts.forget(Path(entry.known_hosts), [target.alias], dry_run=dry_run)
+        if not dry_run and folders:
+            from rescale_ssh import mux
+
+            mux.stop(folders[0], target.job)
     return AddResult(
         entry=entry,
         previous=before,
@@ -86,9 +93,11 @@ def remove(settings: Settings, job: str, *, dry_run: bool = False) -> RemoveResu
     job = validate.job_id(job, source="the command line")
     path = settings.ssh_config
     removed: list[HostEntry] = []
+    folders: list[str] = []
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))
+        folders[:] = [current.folder()]
         if job not in current.entries:
             removed.clear()
             return data
@@ -99,6 +108,12 @@ def remove(settings: Settings, job: str, *, dry_run: bool = False) -> RemoveResu
     entry = removed[0] if removed else None
     known = Path(entry.known_hosts if entry else settings.known_hosts)
     forgotten = knownhosts.forget(known, [alias_for(job)], dry_run=dry_run)
+    if entry is not None and not dry_run and folders:
+        from rescale_ssh import mux
+
+        # The block and its Control lines are gone: the master takes no new sessions and
+        # ends with the last one (-O stop), rather than cutting off a session in use.
+        mux.stop(folders[0], job, graceful=True)
     return RemoveResult(job=job, removed=entry, change=change, dry_run=dry_run,
                         forgotten_keys=forgotten)
 

@@ -43,11 +43,13 @@ def safe_claim(name: str) -> bool:
 
 
 def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] = (),
-           static: list[str] | tuple[str, ...] = ()) -> str:
+           static: list[str] | tuple[str, ...] = (), persist: str | None = None) -> str:
     """Every line here costs every ssh run (bench/ item 2): a ``Host`` line for the policy of
     the ``static`` aliases (the section's blocks; cheap: no ``Match`` criteria to evaluate) and
     one ``Match ... exec`` (OpenSSH 9.2 prepares an exec command, token expansion and all, even
-    after ``originalhost`` failed)."""
+    after ``originalhost`` failed). ``persist`` (ControlPersist; None or ``no``: none) shares
+    the static aliases' connections (mux.py), those whose socket path fits."""
+    from rescale_ssh import mux
     from rescale_ssh.hostblock import quote_path, shell_word
 
     mine = sorted({name for name in claimed if safe_claim(name)})
@@ -59,6 +61,11 @@ def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] =
         # The added jobs' host keys: taken once, into rescale-ssh's own known_hosts, under
         # the job's alias (the blocks the hook writes say so themselves).
         lines += [" ".join(["Host", *aliases]), "    StrictHostKeyChecking accept-new"]
+        shared = [alias for alias in aliases if mux.fits(state_dir, alias)]
+        if persist not in (None, mux.OFF) and shared and mux.supported():
+            if shared != aliases:
+                lines.append(" ".join(["Host", *shared]))
+            lines += mux.control_lines(state_dir, persist)
     if hook:
         script = shell_word(f"{state_dir}/hook", field="state folder")
         fresh = quote_path(f"{state_dir}/fresh.conf", field="state folder")
@@ -92,6 +99,14 @@ def static_aliases(text: str | None) -> list[str]:
         if line.startswith("Host rescale-"):
             return line.split()[1:]
     return []
+
+
+def persist_of(text: str | None) -> str | None:
+    """The ControlPersist an ssh.conf this module wrote gives the static aliases (None: none)."""
+    for line in (text or "").split("\n"):
+        if line.startswith("    ControlPersist "):
+            return line.split()[1]
+    return None
 
 
 def path_of(state_dir: str) -> str:

@@ -94,7 +94,8 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         planned = section.outline(new, path=str(path))
         notes[:] = toolfiles.ensure(conf.state_dir, conf=conf,
                                     claimed=toolfiles.claimed(path, new, conf.state_dir),
-                                    static=list(planned.aliases))
+                                    static=list(planned.aliases),
+                                    persist=settings.multiplex)
 
     change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
                                prepare=None if dry_run else prepare)
@@ -126,7 +127,11 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
     names = (*TOOL_FILES[:-1], *LEGACY_FILES, TOOL_FILES[-1])
     removed = [str(state / name) for name in names if os.path.lexists(state / name)]
     if not dry_run:
+        from rescale_ssh import mux
+
         shellfiles.unlink(str(state))
+        for socket in mux.sockets(str(state)):  # shared connections: no new sessions
+            mux.stop(str(state), os.path.basename(socket).split("-")[1], graceful=True)
         for name in removed:
             _remove(Path(name))
         with contextlib.suppress(OSError):  # not empty: files that are not ours stay

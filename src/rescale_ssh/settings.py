@@ -51,6 +51,7 @@ ENV_PROFILE = "RESCALE_PROFILE"
 ENV_CONFIG_FILE = paths.ENV_RESCALE_CONFIG_FILE
 ENV_API_KEY = "RESCALE_API_KEY"
 ENV_IDENTITY = "RESCALE_SSH_IDENTITY"
+ENV_MULTIPLEX = "RESCALE_SSH_MULTIPLEX"
 ENV_TIMEOUT = "RESCALE_SSH_TIMEOUT"  # no flag: for scripts, CI and tests that cannot wait
 MAX_API_KEY = 4096
 # What a platform URL may hold besides letters and digits: no spaces, quotes, backslashes,
@@ -129,6 +130,7 @@ class Settings:
     identity_flag: str | None = None
     # The apiconfig `install` was run with (hook.conf): what RESCALE_CONFIG_FILE said then.
     config_file_flag: str | None = None
+    multiplex_flag: str | None = None
     use_file: bool = False
 
     @cached_property
@@ -152,6 +154,9 @@ class Settings:
         elif chosen.key == "platform":
             with _from_file(chosen):
                 normalize_platform(chosen.value, source=chosen.source, in_file=True)
+        elif chosen.key == "multiplex":
+            with _from_file(chosen):
+                multiplex_value(chosen.value, source=chosen.source)
         else:
             with _from_file(chosen):
                 validate.profile(chosen.value, source=chosen.source)
@@ -163,6 +168,7 @@ class Settings:
             "platform": (self.platform_flag, "--platform", (ENV_PLATFORM, ENV_BASE_URL)),
             "profile": (self.profile_flag, "--profile", (ENV_PROFILE,)),
             "ssh_config": (self.ssh_config_flag, "--ssh-config", (ENV_CONFIG,)),
+            "multiplex": (self.multiplex_flag, "--multiplex", (ENV_MULTIPLEX,)),
         }[key]
         if flag_value:
             return Choice(key, flag_value, flag, "flag")
@@ -184,6 +190,17 @@ class Settings:
                 raise InvalidValueError(field, chosen.value, "an absolute path, or one "
                                         "starting with ~", source=chosen.source)
         return os.path.abspath(os.path.expanduser(chosen.value))
+
+    @property
+    def multiplex(self) -> str:
+        """The ControlPersist of the jobs' shared connections, or ``no`` (mux.py)."""
+        chosen = self.choice("multiplex")
+        if chosen is None:
+            from rescale_ssh import mux
+
+            return mux.DEFAULT_PERSIST
+        with _from_file(chosen):
+            return multiplex_value(chosen.value, source=chosen.source)
 
     @property
     def ssh_config(self) -> Path:
@@ -306,11 +323,13 @@ class Settings:
     def explain(self) -> list[Effective]:
         """Each setting of the settings file: its value now, and what chose it."""
         found = []
-        for key in ("identity", "platform", "profile", "ssh_config"):
+        for key in ("identity", "platform", "profile", "ssh_config", "multiplex"):
             chosen = self.choice(key)
             kind, origin = (chosen.kind, chosen.source) if chosen else ("default", "")
             if key == "identity":
                 value = self.identity
+            elif key == "multiplex":
+                value = self.multiplex
             elif key == "ssh_config":
                 value = str(self.ssh_config)
             elif key == "platform":
@@ -465,4 +484,21 @@ def for_file(key: str, value: str, *, source: str = "the command line") -> str:
     if key == "platform":
         normalize_platform(value, source=source)
         return value.strip(" ")
+    if key == "multiplex":
+        multiplex_value(value, source=source)
+        return value.strip()
     return validate.profile(value, source=source)
+
+
+def multiplex_value(value: str, *, source: str) -> str:
+    """``yes`` (the default time), ``no``, or how long a job's shared connection outlives its
+    last session (ssh_config(5) ControlPersist: ``300``, ``5m``, ``1h``)."""
+    from rescale_ssh import mux
+
+    if value.strip().lower() in ("yes", "on", "true"):
+        return mux.DEFAULT_PERSIST
+    try:
+        return mux.persist_value(value)
+    except ValueError as error:
+        raise InvalidValueError("multiplex", value, f"yes, no, or a time such as 5m or 1h; "
+                                f"{str(error).split(' ', 1)[1]}", source=source) from None

@@ -57,6 +57,10 @@ def split_words(words: list[str], *, flags: set[str], with_value: set[str]
     return ours, ssh, job
 
 
+# ssh options for a connection that neither uses nor becomes a job's shared one (mux.py).
+UNSHARED = ("-o", "ControlMaster=no", "-o", "ControlPath=none")
+
+
 def remote_command(workdir: str, command: list[str] | None = None) -> str:
     """What ssh sends: one string the remote user's shell runs. ssh joins the words after the
     host with spaces and the remote shell splits them again, so each word of ``command`` is

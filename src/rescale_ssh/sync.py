@@ -51,6 +51,7 @@ class SyncResult:
     launch_keys: dict[str, launchkey.Verdict] = field(default_factory=dict)  # differing only
     keys_unchecked: list[str] = field(default_factory=list)  # added, over KEY_CHECKS
     declined: bool = False  # approve said no: nothing was written
+    masters_ended: list[str] = field(default_factory=list)  # shared connections told to exit
 
 
 KEY_CHECKS = 20  # job details asked for by one sync at most (one request each)
@@ -186,6 +187,11 @@ def sync(settings: Settings, client: Client, *, add: bool = True, dry_run: bool 
         result.forgotten_keys += forget(settings, hook_only, current, dry_run=dry_run)
     if current.hook is not None and not dry_run:
         _forget_hook_records(current.hook.state_dir, list(result.dropped))
+    if not dry_run:  # a master of a stopped cluster would only hold up the next ssh (mux.py)
+        from rescale_ssh import mux
+
+        for job in sorted({*result.dropped, *moved}):
+            result.masters_ended += mux.stop(current.folder(), job)
     result.requests = client.requests_made
     return result
 

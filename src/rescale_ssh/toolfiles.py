@@ -47,6 +47,7 @@ def hook_conf(settings: Settings, *, state_dir: str | None = None,
         timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
         wait=hookconf.DEFAULT_WAIT if wait is None else wait,
         config=str(settings.ssh_config),
+        multiplex=settings.multiplex,
         apiconfig="" if settings.chosen_config_file is None else validate.local_path(
             settings.chosen_config_file, field="Rescale CLI config file",
             source="RESCALE_CONFIG_FILE"),
@@ -77,7 +78,7 @@ def _runs(conf: HookConf) -> bool:
 
 
 def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str],
-           static: list[str]) -> list[str]:
+           static: list[str], persist: str | None = None) -> list[str]:
     """Write what the section includes (and, with ``conf``, the hook's files) where it is
     missing or not what this version writes. Returns what was changed, one sentence each."""
     from rescale_ssh import blockfile
@@ -106,7 +107,8 @@ def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str],
             store.remove(os.path.join(state_dir, hookconf.FRESH_FILE))
             notes.append("removed the notice the script left while the hook could not start")
     _write(included.path_of(state_dir), included.render(state_dir, hook=conf is not None,
-                                                        claimed=claimed, static=static),
+                                                        claimed=claimed, static=static,
+                                                        persist=persist),
            included.MODE, notes, what="the file the section includes",
            why="from an earlier version, or your own hosts changed")
     if conf is not None:
@@ -177,7 +179,7 @@ def refresh(settings: Settings, planned: section.Outline, data: bytes) -> list[s
     has_hook = planned.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
     conf = kept_conf(settings, state) if has_hook else None
     return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state),
-                  static=list(planned.aliases))
+                  static=list(planned.aliases), persist=settings.multiplex)
 
 
 def aliases(current: section.Section) -> list[str]:

@@ -27,7 +27,7 @@ from rescale_ssh.errors import ConfigError, UsageError, shorten
 if TYPE_CHECKING:
     from rescale_ssh.settings import Settings
 
-KEYS = ("identity", "platform", "profile", "ssh_config")
+KEYS = ("identity", "platform", "profile", "ssh_config", "multiplex")
 MAX_SIZE = 64 * 1024
 _BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
@@ -324,7 +324,7 @@ def _crlf(lines: list[Line]) -> bool:
 
 
 # What hook.conf holds of the settings file (hookconf.py): the hook never reads the file.
-HOOK_KEYS = ("identity", "platform", "profile")
+HOOK_KEYS = ("identity", "platform", "profile", "multiplex")
 
 
 @dataclass(frozen=True)
@@ -350,6 +350,9 @@ def update_hook(settings: Settings, key: str) -> HookUpdate | None:
     data = configfile.read_bytes(config)
     current = section.read(data or b"", path=str(config))
     if current.hook is None:
+        if key == "multiplex" and current.entries:  # the static blocks' part: ssh.conf
+            configfile.update(config, lambda old: old, by_hand=section.by_hand,
+                              prepare=lambda new: _refresh(settings, new))
         return None
     state = current.hook.state_dir
     conf = toolfiles.kept_conf(settings, state)
@@ -364,7 +367,15 @@ def update_hook(settings: Settings, key: str) -> HookUpdate | None:
     def prepare(new: bytes) -> None:
         planned = section.outline(new, path=str(config))
         toolfiles.ensure(state, conf=conf, claimed=toolfiles.claimed(config, new, state),
-                         static=list(planned.aliases))
+                         static=list(planned.aliases), persist=settings.multiplex)
 
     configfile.update(config, lambda old: old, by_hand=section.by_hand, prepare=prepare)
     return HookUpdate(os.path.join(state, hookconf.FILE), key, before, after, stale)
+
+
+def _refresh(settings: Settings, new: bytes) -> None:
+    from rescale_ssh import section, toolfiles
+
+    planned = section.outline(new, path=str(settings.ssh_config))
+    if not planned.is_empty() and planned.section().includable():
+        toolfiles.refresh(settings, planned, new)
