@@ -42,7 +42,7 @@ class Served:
         body = name.encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
