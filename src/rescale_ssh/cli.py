@@ -427,11 +427,12 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
 def _register_command_modules() -> None:
     """Each capability keeps its commands in a module of its own (cli_<noun>.py)."""
-    from rescale_ssh import cli_config, cli_keys, cli_lifecycle
+    from rescale_ssh import cli_config, cli_forward, cli_keys, cli_lifecycle
 
     cli_keys.register(app)
     cli_lifecycle.register(app)
     cli_config.register(app)
+    cli_forward.register(app)
 
 
 _register_command_modules()

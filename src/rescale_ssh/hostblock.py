@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rescale_ssh.target import Target
 
 INDENT = "    "
+FORWARD_BIND = "127.0.0.1"  # a saved forward listens on loopback only, never on every interface
+Forward = tuple[int, str, int]  # local port, host as the head node sees it, port there
 # A peer silent for 45 s ends the connection: with a shared connection (mux.py), that is also
 # how long a master of a cluster that vanished can hold up a new ssh before it gives up on it.
 KEEPALIVE_INTERVAL = 15
@@ -30,12 +32,14 @@ PYTHON_FLAGS = ("-I", "-S")  # the only words of a program that are not quoted p
 class HostEntry:
     """One job's Host block: where it is, and the local files ssh should use for it."""
 
-    __slots__ = ("identity", "known_hosts", "target")
+    __slots__ = ("forwards", "identity", "known_hosts", "target")
 
-    def __init__(self, *, target: Target, identity: str | None, known_hosts: str) -> None:
+    def __init__(self, *, target: Target, identity: str | None, known_hosts: str,
+                 forwards: tuple[Forward, ...] = ()) -> None:
         self.target = target
         self.identity = identity
         self.known_hosts = known_hosts
+        self.forwards = tuple(sorted(forwards))  # saved with `forward --save` (forwards.py)
 
     @property
     def job(self) -> str:
@@ -47,16 +51,16 @@ class HostEntry:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HostEntry) and (
-            (self.target, self.identity, self.known_hosts)
-            == (other.target, other.identity, other.known_hosts)
+            (self.target, self.identity, self.known_hosts, self.forwards)
+            == (other.target, other.identity, other.known_hosts, other.forwards)
         )
 
     def __hash__(self) -> int:
-        return hash((self.target, self.identity, self.known_hosts))
+        return hash((self.target, self.identity, self.known_hosts, self.forwards))
 
     def __repr__(self) -> str:
         return (f"HostEntry(target={self.target!r}, identity={self.identity!r}, "
-                f"known_hosts={self.known_hosts!r})")
+                f"known_hosts={self.known_hosts!r}, forwards={self.forwards!r})")
 
 
 def quote_path(path: str, *, field: str) -> str:
@@ -110,6 +114,7 @@ def render(entry: HostEntry, *, proxy: list[str] | None = None,
         *_login_lines(entry, alias_for(job), meta, t.host, t.port, accept_new),
         f"{INDENT}ServerAliveInterval {KEEPALIVE_INTERVAL}",
         f"{INDENT}ServerAliveCountMax {KEEPALIVE_COUNT}",
+        *(forward_line(forward) for forward in entry.forwards),
     ]
     if proxy is not None:
         lines += proxy
@@ -129,6 +134,32 @@ def _mux_lines(mux: tuple[str, str] | None, alias: str) -> list[str]:
     if persist == sharing.OFF or not sharing.supported() or not sharing.fits(state_dir, alias):
         return []
     return sharing.control_lines(state_dir, persist, INDENT)
+
+
+def forward_line(forward: Forward) -> str:
+    """``LocalForward 127.0.0.1:LOCAL HOST:PORT``: ssh_config(5) takes ``[bind_address:]port
+    host:hostport``, an IPv6 host in brackets. Every value validated again here."""
+    local, host, remote = forward
+    checked = validate.host(host)
+    far = f"[{checked}]" if ":" in checked else checked
+    return (f"{INDENT}LocalForward {FORWARD_BIND}:{validate.port(local)} "
+            f"{far}:{validate.port(remote)}")
+
+
+def parse_forward(value: str, *, source: str) -> Forward:
+    """A LocalForward value this module wrote (``127.0.0.1:8888 localhost:8888``) read back.
+    Any other bind address is refused: ours listen on loopback only."""
+    from rescale_ssh.errors import InvalidValueError
+
+    parts = value.split()
+    if len(parts) == 2:
+        bind, _, local = parts[0].rpartition(":")
+        host, _, remote = parts[1].rpartition(":")
+        if bind.strip("[]") == FORWARD_BIND and host:
+            return (validate.port(local, source=source), validate.host(host.strip("[]"),
+                    source=source), validate.port(remote, source=source))
+    raise InvalidValueError("LocalForward", value, f"{FORWARD_BIND}:PORT HOST:PORT",
+                            source=source)
 
 
 def render_worker(entry: HostEntry, index: int, host: str, port: int, *, jump: bool = True,

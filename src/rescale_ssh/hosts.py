@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, errors, knownhosts, section, toolfiles, validate
+from rescale_ssh import configfile, errors, forwards, knownhosts, section, toolfiles, validate
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import NotFoundError
 from rescale_ssh.hostblock import HostEntry
@@ -56,12 +56,18 @@ def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResu
     entry = HostEntry(target=target, identity=settings.identity, known_hosts=settings.known_hosts)
     previous: list[HostEntry] = []
     folders: list[str] = []
+    written: list[HostEntry] = [entry]
 
     def compute(data: bytes) -> bytes:
         current = section.read(data, path=str(path))
         folders[:] = [current.folder()]
         previous[:] = [current.entries[target.job]] if target.job in current.entries else []
-        current.entries[target.job] = entry
+        # The forwards saved with `forward --save` stay (forwards.py).
+        written[:] = [HostEntry(target=target, identity=entry.identity,
+                                known_hosts=entry.known_hosts,
+                                forwards=forwards.carried(previous[0] if previous else None,
+                                                          target))]
+        current.entries[target.job] = written[0]
         return section.splice(data, current, path=str(path))
 
     change = toolfiles.write_section(settings, compute, dry_run=dry_run,
@@ -69,6 +75,7 @@ def add(settings: Settings, target: Target, *, dry_run: bool = False) -> AddResu
     if not dry_run:
         knownhosts.ensure(Path(entry.known_hosts))
     before = previous[0] if previous else None
+    entry = written[0]
     forgotten = 0
     if before is not None and (before.target.host, before.target.port) != (target.host,
                                                                            target.port):

@@ -288,6 +288,16 @@ def new_session() -> None:
     os.setsid()
 
 
+def ending_signals() -> tuple[int, ...]:
+    """The signals besides SIGINT that end a foreground command: SIGTERM, and SIGHUP (its
+    terminal closed) where there is one."""
+    import signal
+
+    if sys.platform == "win32":
+        return (signal.SIGTERM,)
+    return (signal.SIGTERM, signal.SIGHUP)
+
+
 def no_core_limit() -> None:
     """RLIMIT_CORE 0, soft and hard; nothing where there is no such limit (Windows)."""
     if sys.platform == "win32":

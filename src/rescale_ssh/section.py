@@ -330,6 +330,7 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
     # One pass over sshconf's parsed lines (its host() rescans every line for each host, which
     # made `add` quadratic in the number of managed hosts: bench/ item 5).
     options_of: dict[str, dict[str, str]] = {}
+    forwards_of: dict[str, list[str]] = {}  # LocalForward: every one, not the first
     order: list[str] = []
     # sshconf misreads `Key=Value` and `Key = Value` (our lines, edited by hand): it reads them
     # as OpenSSH does once written `Key Value`.
@@ -341,6 +342,9 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
         key = parsed_line.key.lower()
         if key == "host":
             order.append(parsed_line.host)
+            continue
+        if key == "localforward":
+            forwards_of.setdefault(parsed_line.host, []).append(parsed_line.value)
             continue
         options_of.setdefault(parsed_line.host, {}).setdefault(key, parsed_line.value)
     heads, workers = _metas(lines)
@@ -372,6 +376,8 @@ def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
                 target=target,
                 identity=None if identity is None else unquote_path(identity),
                 known_hosts=unquote_path(known),
+                forwards=tuple(hostblock.parse_forward(value, source=source)
+                               for value in forwards_of.get(alias, [])),
             )
         )
     return entries
@@ -435,6 +441,8 @@ def foreign_lines(located: Located) -> list[tuple[int, str]]:
             allowed = _HEAD_KEYWORDS if block == "head" else _WORKER_KEYWORDS
             if keyword in allowed and keyword not in seen:
                 seen.add(keyword)
+                continue
+            if block == "head" and keyword == "localforward":  # `forward --save`: any number
                 continue
         elif block in ("*", "match") and keyword == "include" and any(
                 folder and folder in _slashes(rest) for folder in folders):

@@ -204,8 +204,10 @@ def _entry(settings: Settings, target: Target, before: HostEntry | None,
     if known is not None and known[0] == target.user:
         target = Target(target.job, target.user, target.host, target.port, known[1],
                         target.workers)
+    from rescale_ssh.forwards import carried
+
     return HostEntry(target=target, identity=settings.identity,
-                     known_hosts=settings.known_hosts)
+                     known_hosts=settings.known_hosts, forwards=carried(before, target))
 
 
 def _hook_workdir(current: section.Section, job: str) -> tuple[str, str] | None:
