@@ -274,19 +274,31 @@ def test_dry_run_writes_nothing(cli: Cli, isolated_home: Path) -> None:
     assert not (isolated_home / ".local/state/rescale-ssh/putty").exists()
 
 
-@pytest.mark.parametrize("line", [
-    "Command: ssh uprod_Pty1@192.0.2.10%0aProxyCommand",
-    "Command: ssh -p 99999 uprod_Pty1@192.0.2.10",
-    "Command: ssh 'uprod Pty1'@192.0.2.10",
-    "Command: ssh -uprod@192.0.2.10",
+@pytest.mark.parametrize(("line", "refused"), [
+    ("Command: ssh uprod_Pty1@192.0.2.10%0aProxyCommand", "invalid host"),
+    ("Command: ssh -p 99999 uprod_Pty1@192.0.2.10", "invalid port"),
+    ("Command: ssh 'uprod Pty1'@192.0.2.10", "invalid ssh command"),
+    ("Command: ssh .hidden@192.0.2.10", "invalid user name"),
+    ("Command: ssh -l '-oProxyCommand=x' 192.0.2.10", "invalid user name"),
 ])
 def test_a_hostile_log_line_is_refused_and_nothing_written(
-        cli: Cli, isolated_home: Path, line: str) -> None:
+        cli: Cli, isolated_home: Path, line: str, refused: str) -> None:
     keygen(isolated_home / ".ssh" / "rescale_ed25519")
-    result = cli("putty", JOB, "--from-log", line, expect=None)
-    assert result.returncode in (2, 8), str(result)
-    assert "rescale-ssh: error:" in result.stderr
+    result = cli("putty", JOB, "--from-log", line, expect=8)
+    assert result.stderr.startswith(f"rescale-ssh: error: {refused} from --from-log: ")
     assert not (isolated_home / ".putty").exists()
+    assert not (isolated_home / ".ssh" / "rescale_ed25519.ppk").exists()
+
+
+def test_text_after_the_ssh_line_never_reaches_the_session(
+        cli: Cli, isolated_home: Path) -> None:
+    keygen(isolated_home / ".ssh" / "rescale_ed25519")
+    cli("putty", JOB, "--from-log", "Command: ssh uprod_Pty1@192.0.2.10\nHostName=evil\n"
+        "ProxyCommand=evil")
+    text = (sessions(isolated_home) / ALIAS).read_text()
+    assert "evil" not in text
+    assert [line.split("=")[0] for line in text.splitlines()[1:]] == [
+        "Present", "HostName", "PortNumber", "Protocol", "UserName", "PublicKeyFile"]
 
 
 def test_hostile_values_never_reach_a_session() -> None:
@@ -475,3 +487,26 @@ def test_uninstall_removes_our_sessions_and_keeps_changed_ones(
     cli("uninstall", "--yes")
     assert sorted(p.name for p in folder.iterdir()) == ["rescale-Un2"]
     assert not (isolated_home / ".local/state/rescale-ssh").exists()
+
+
+def test_host_keys_are_found_plain_hashed_and_with_a_port(tmp_path: Path) -> None:
+    from rescale_ssh import knownhosts
+
+    other_pub = tmp_path / "k.pub"
+    other_pub.write_text(f"ssh-ed25519 {SAMPLE_KEY}\n")
+    blob = bytes.fromhex(
+        "0000000b7373682d65643235353139") + bytes.fromhex("00000020") + bytes(range(32))
+    known = tmp_path / "known_hosts"
+    known.write_text(f"rescale-hashed ssh-ed25519 {SAMPLE_KEY}\n")
+    run([require("ssh-keygen"), "-H", "-f", str(known)], expect=None)
+    hashed = known.read_text()
+    assert hashed.startswith("|1|"), hashed
+    known.write_text(hashed + f"[rescale-port]:2222 ssh-ed25519 {SAMPLE_KEY}\n"
+                     f"@cert-authority rescale-ca ssh-ed25519 {SAMPLE_KEY}\n"
+                     f"# rescale-comment ssh-ed25519 {SAMPLE_KEY}\n"
+                     "rescale-broken ssh-ed25519 not-base64!\n")
+    assert knownhosts.host_keys(known, "rescale-Hashed") == [blob]  # ssh lowercases the alias
+    assert knownhosts.host_keys(known, "rescale-port") == [blob]
+    for alias in ("rescale-ca", "rescale-comment", "rescale-broken", "rescale-other"):
+        assert knownhosts.host_keys(known, alias) == []
+    assert putty.fingerprint(blob) == fingerprint(other_pub)

@@ -147,6 +147,12 @@ def _write_reg(item: Session, out: str, *, replace: bool, dry_run: bool) -> None
     configfile.replace_file(Path(path), putty.reg_bytes(text), mode=0o644)
     typer.echo(f"Wrote {path} (PuTTY session {item.name} → {item.user}@{item.host} port "
                f"{item.port}); import it on Windows: double-click it, or `reg import {out}`")
+    from rescale_ssh import posix
+
+    if not posix.windows():
+        typer.echo(f"note: its key file is this machine's {item.key_file}: on Windows, run "
+                   "`rescale-ssh putty` there (or change Connection → SSH → Auth → "
+                   "Credentials in PuTTY)", err=True)
 
 
 def _report_key(key: PuttyKey, identity: str) -> None:
