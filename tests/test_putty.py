@@ -180,7 +180,9 @@ def test_reg_text_is_exact(cli: Cli, isolated_home: Path, tmp_path: Path) -> Non
         "\r\n"
     )
     printed = cli("putty", JOB, "--from-log", line, "--reg", "-")
-    assert printed.stdout == expected.replace("\r\n", "\n") or printed.stdout == expected
+    # (read in text mode: CRLF arrives as LF; the file below is compared byte for byte)
+    assert printed.stdout == expected.replace("\r\n", "\n")
+    assert f"key: {key}.ppk (made from {key}; not encrypted)" in printed.stderr
     out = tmp_path / "rescale.reg"
     written = cli("putty", JOB, "--from-log", line, "--reg", str(out))
     assert out.read_bytes() == b"\xff\xfe" + expected.encode("utf-16-le")
@@ -190,6 +192,15 @@ def test_reg_text_is_exact(cli: Cli, isolated_home: Path, tmp_path: Path) -> Non
     again = cli("putty", JOB, "--from-log", line, "--reg", str(out), expect=3)
     assert "--replace" in again.stderr
     cli("putty", JOB, "--from-log", line, "--reg", str(out), "--replace")
+
+
+def test_no_key_is_said_before_the_platform_is_asked(
+        cli: Cli, platform: FakePlatform, isolated_home: Path) -> None:
+    platform.add_job(JOB)
+    result = cli("putty", JOB, expect=3)
+    assert "rescale_ed25519" in result.stderr and "key generate" in result.stderr
+    assert platform.count() == 0
+    assert not (isolated_home / ".putty").exists()
 
 
 def test_reg_escapes_a_windows_path() -> None:

@@ -338,9 +338,10 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
     """Remove the hook, every rescale-ssh block, and the tool's own files.
 
     Leaves your ssh config byte-for-byte as it was before rescale-ssh changed it (when nothing
-    else changed it). Also removes the tool's known_hosts, cache and hook settings, and its
-    state folder when nothing else is left in it. Shows the change and asks first; without a
-    terminal it refuses unless --yes.
+    else changed it). Also removes the tool's known_hosts, cache and hook settings, the PuTTY
+    sessions it wrote (not those changed in PuTTY since), and its state folder when nothing
+    else is left in it. Shows the change and asks first; without a terminal it refuses
+    unless --yes.
 
     Example: rescale-ssh uninstall --yes
     """

@@ -58,13 +58,15 @@ def putty(
     asks you once to confirm it. Written to PuTTY's sessions folder (~/.putty/sessions) on
     Linux and macOS, to the registry on Windows; with --reg FILE as a .reg file instead. A
     session of that name that rescale-ssh did not write is never replaced without --replace.
-    `prune`, `sync` and `remove` remove the sessions of the jobs they drop.
+    `prune`, `sync`, `remove` and `uninstall` remove the sessions of the jobs they drop.
 
     Example: rescale-ssh putty Fotxeb && plink -load rescale-Fotxeb
     """
+    from rescale_ssh import keys
     from rescale_ssh import putty as core
 
     settings = settings_of(ctx)
+    keys.inspect(settings.identity)  # no key: said before the platform is asked anything
     target, known_hosts = _target(settings, job, from_log, force)
     key = _key(settings, passphrase_file, dry_run=dry_run)
     item = core.session(target, key.path, _host_keys(known_hosts, target.alias))
@@ -85,9 +87,9 @@ def putty(
                    f"{item.port} ({saved.where})")
         if saved.replaced:
             typer.echo("  (replaced the session of that name that was there: --replace)")
-    if reg != "-":
-        _report_key(key, settings.identity)
-        _report_host_keys(item)
+    if not dry_run:
+        _report_key(key, settings.identity, err=reg == "-")  # stdout is the .reg text then
+        _report_host_keys(item, err=reg == "-")
         if reg is None:
             typer.echo(f"  PuTTY: Saved Sessions → {item.name} → Load → Open; or "
                        f"`plink -load {item.name}`")
@@ -155,17 +157,17 @@ def _write_reg(item: Session, out: str, *, replace: bool, dry_run: bool) -> None
                    "Credentials in PuTTY)", err=True)
 
 
-def _report_key(key: PuttyKey, identity: str) -> None:
+def _report_key(key: PuttyKey, identity: str, *, err: bool = False) -> None:
     made = f"made from {identity}" if key.made else "already there"
     secret = ("encrypted with the key's passphrase: PuTTY asks for it, or load the key into "
               "Pageant" if key.encrypted else "not encrypted")
-    typer.echo(f"  key: {key.path} ({made}; {secret})")
+    typer.echo(f"  key: {key.path} ({made}; {secret})", err=err)
 
 
-def _report_host_keys(item: Session) -> None:
+def _report_host_keys(item: Session, *, err: bool = False) -> None:
     if item.host_keys:
         typer.echo(f"  host key: pinned ({', '.join(item.host_keys)}): PuTTY connects "
-                   "without asking, and refuses any other key")
+                   "without asking, and refuses any other key", err=err)
     else:
         typer.echo(f"note: the host key of {item.name} is not known yet: PuTTY shows it and "
                    f"asks you to confirm it on the first connection (or run `ssh "
