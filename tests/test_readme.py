@@ -288,6 +288,9 @@ def test_every_command_in_the_readme_runs(machine: Machine) -> None:
     apiconfig = machine.home / ".config" / "rescale" / "apiconfig"
     assert machine.platform.api_key not in apiconfig.read_text(), "logout removed the key"
     assert not (machine.home / ".local" / "state" / "rescale-ssh" / "known_hosts").exists()
+    # `putty Fotxeb` wrote a session (plink used it); uninstall removed it with the rest.
+    assert not (machine.home / ".putty" / "sessions" / "rescale-Fotxeb").exists()
+    assert (machine.home / ".putty" / "sessions").is_dir()
 
 
 def test_ci_finds_the_test_command() -> None:

@@ -270,6 +270,10 @@ def test_local_commands_run_on_windows(windows: Windows, ssh_config: Path,
     windows("key", "fingerprint")
     windows("key", "export", "--ppk", str(tmp_path / "rescale.ppk"))
     assert (tmp_path / "rescale.ppk").read_text().startswith("PuTTY-User-Key-File-3: ")
+    windows("putty", "Fotxeb", "--from-log", LINE, "--reg", str(tmp_path / "rescale.reg"))
+    assert (tmp_path / "rescale.reg").read_bytes().startswith(
+        "\ufeffWindows Registry Editor Version 5.00\r\n".encode("utf-16-le"))
+    assert (windows.home / ".ssh" / "rescale_ed25519.ppk").is_file()
     doctor = windows("doctor", expect=(0, 1)).stdout
     assert "rescale_ed25519" in doctor and "key permissions" not in doctor, doctor  # ACLs there
     windows("uninstall", "--yes")

@@ -198,25 +198,30 @@ def add(
 
 @app.command()
 def remove(ctx: typer.Context, job: JobArg, dry_run: DryRun = False, yes: Yes = False) -> None:
-    """Remove a job's Host block and forget its host keys.
+    """Remove a job's Host block and forget its host keys (and its PuTTY session).
 
-    The section disappears with its last block, leaving the file as it was before the first
+    The PuTTY session goes only when rescale-ssh wrote it and it was not changed since. The
+    section disappears with its last block, leaving the file as it was before the first
     `add`. Removing a job that has no block is not an error. Shows the change and asks first;
     without a terminal it refuses unless --yes.
 
     Example: rescale-ssh remove Fotxeb --yes
     """
     from rescale_ssh import hosts, render
+    from rescale_ssh.cli_putty import drop_sessions, has_session
 
     settings = settings_of(ctx)
     plan = hosts.remove(settings, job, dry_run=True)
     if dry_run:
         typer.echo(render.diff(plan.change) or f"rescale-{plan.job}: no change",
                    nl=not plan.change.changed)
+        drop_sessions([plan.job], dry_run=True)
         return
-    if plan.change.changed or plan.forgotten_keys:
+    session = has_session(plan.job)
+    if plan.change.changed or plan.forgotten_keys or session:
         what = (f"the block of rescale-{plan.job} from {settings.ssh_config}"
-                if plan.change.changed else f"the host keys of rescale-{plan.job}")
+                if plan.change.changed else f"the host keys of rescale-{plan.job}"
+                if plan.forgotten_keys else f"the PuTTY session rescale-{plan.job}")
         if not approve("remove", what, render.diff(plan.change),
                        f"Change {settings.ssh_config}?", yes=yes):
             raise typer.Exit(int(ExitCode.FAILURE))
@@ -225,6 +230,7 @@ def remove(ctx: typer.Context, job: JobArg, dry_run: DryRun = False, yes: Yes = 
         typer.echo(f"rescale-{result.job} is not in {settings.ssh_config}; nothing to remove")
     else:
         typer.echo(f"Removed rescale-{result.job} from {settings.ssh_config}")
+    drop_sessions([result.job], dry_run=False)  # its PuTTY session too, when ours
 
 
 @app.command("list")
@@ -332,9 +338,10 @@ def uninstall(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
     """Remove the hook, every rescale-ssh block, and the tool's own files.
 
     Leaves your ssh config byte-for-byte as it was before rescale-ssh changed it (when nothing
-    else changed it). Also removes the tool's known_hosts, cache and hook settings, and its
-    state folder when nothing else is left in it. Shows the change and asks first; without a
-    terminal it refuses unless --yes.
+    else changed it). Also removes the tool's known_hosts, cache and hook settings, the PuTTY
+    sessions it wrote (not those changed in PuTTY since), and its state folder when nothing
+    else is left in it. Shows the change and asks first; without a terminal it refuses
+    unless --yes.
 
     Example: rescale-ssh uninstall --yes
     """
@@ -427,12 +434,13 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
 def _register_command_modules() -> None:
     """Each capability keeps its commands in a module of its own (cli_<noun>.py)."""
-    from rescale_ssh import cli_config, cli_forward, cli_keys, cli_lifecycle
+    from rescale_ssh import cli_config, cli_forward, cli_keys, cli_lifecycle, cli_putty
 
     cli_keys.register(app)
     cli_lifecycle.register(app)
     cli_config.register(app)
     cli_forward.register(app)
+    cli_putty.register(app)
 
 
 _register_command_modules()

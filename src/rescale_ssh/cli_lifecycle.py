@@ -279,36 +279,56 @@ def _approval(command: str, yes: bool) -> Callable[[SyncResult], bool]:
     return approve_drop
 
 
-def _synced(ctx: typer.Context, command: str, *, add: bool, dry_run: bool, yes: bool) -> None:
+def _synced(ctx: typer.Context, command: str, *, add: bool, dry_run: bool, yes: bool,
+            putty: bool = False, passphrase_file: str | None = None) -> None:
+    from rescale_ssh import cli_putty
     from rescale_ssh import sync as syncing
 
     settings = settings_of(ctx)
+    # --putty: the PuTTY key first (a passphrase asked, a missing key refused) before any write.
+    key = cli_putty.key_for_sync(settings, passphrase_file, dry_run=dry_run) if putty else None
     with open_client(settings) as client:
         result = syncing.sync(settings, client, add=add, dry_run=dry_run,
                               approve=_approval(command, yes))
     if result.declined:
         raise typer.Exit(int(ExitCode.FAILURE))
     _report_sync(result, _verb(dry_run))
+    cli_putty.drop_sessions(list(result.dropped), dry_run=dry_run)
+    if key is not None:
+        cli_putty.write_for_sync(settings, key, dry_run=dry_run)
 
 
-def sync(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
+def sync(
+    ctx: typer.Context,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    putty: Annotated[bool, typer.Option(
+        "--putty", help="Also write a PuTTY saved session for every job kept or added (see "
+        "`putty`).")] = False,
+    passphrase_file: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--passphrase-file", metavar="FILE",
+        help="With --putty, when the key has a passphrase and no .ppk yet: read the passphrase "
+        "from the first line of FILE.", show_default=False)] = None,
+) -> None:
     """Add a block for every running job with SSH; drop those of stopped jobs.
 
     One command keeps the config in step with the platform. Dropped jobs also lose their host
-    keys and anything the hook cached for them. Before it drops anything it shows the change
-    and asks; without a terminal it refuses unless --yes (adding alone never asks). Requests:
-    the pages of the live jobs, one page of the newest completed ones, the instance pages of
-    each running job (fetched 8 at a time), and one for each job with a block that neither
-    list shows. For each job it adds (20 a run at most), the job detail, once: a warning
-    names a cluster launched with a key other than yours.
+    keys, anything the hook cached for them, and the PuTTY sessions rescale-ssh wrote for
+    them; with --putty every job with a block gets its PuTTY session. Before it drops
+    anything it shows the change and asks; without a terminal it refuses unless --yes (adding
+    alone never asks). Requests: the pages of the live jobs, one page of the newest completed
+    ones, the instance pages of each running job (fetched 8 at a time), and one for each job
+    with a block that neither list shows. For each job it adds (20 a run at most), the job
+    detail, once: a warning names a cluster launched with a key other than yours.
 
     Example: rescale-ssh sync --dry-run
     """
-    _synced(ctx, "sync", add=True, dry_run=dry_run, yes=yes)
+    _synced(ctx, "sync", add=True, dry_run=dry_run, yes=yes, putty=putty,
+            passphrase_file=passphrase_file)
 
 
 def prune(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
-    """Drop the blocks (and host keys) of jobs whose cluster stopped.
+    """Drop the blocks (and host keys, PuTTY sessions) of jobs whose cluster stopped.
 
     Like `sync`, but never adds: a job is dropped when its cluster is stopped or stopping, or
     when the platform no longer knows it. A job with a block that is not among the live jobs

@@ -40,7 +40,9 @@ TOOL_FILES = (hookconf.SCRIPT_FILE, hookconf.FILE, included.FILE, included.EXPLA
               hookconf.HOSTS_FILE, hookconf.FRESH_FILE, blockfile.MARKERS, "jobs",
               "known_hosts", "me",  # me: users/me's answer, cached by `jobs` (me.py)
               "launchkeys",  # launchkey.FILE: each job's launch key (a fingerprint)
-              shellfiles.RECORD, "locks")
+              shellfiles.RECORD,
+              "putty",  # puttysessions.RECORDS: which PuTTY sessions are ours
+              "locks")
 LEGACY_FILES = blockfile.LEGACY  # 0.1.0 kept one file per job in these folders
 
 
@@ -125,6 +127,11 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
     state = paths.state_dir()
     links = shellfiles.linked(str(state))  # before the record goes with the tool's files
     names = (*TOOL_FILES[:-1], *LEGACY_FILES, TOOL_FILES[-1])
+    from rescale_ssh import puttysessions
+
+    # The PuTTY sessions it wrote (not those changed in PuTTY since), then their records.
+    sessions = [gone.where for gone in puttysessions.drop_all(dry_run=dry_run)
+                if gone.outcome == puttysessions.REMOVED]
     removed = [str(state / name) for name in names if os.path.lexists(state / name)]
     if not dry_run:
         from rescale_ssh import mux
@@ -136,7 +143,7 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
             _remove(Path(name))
         with contextlib.suppress(OSError):  # not empty: files that are not ours stay
             state.rmdir()
-    return UninstallResult(change=change, removed_files=links + removed,
+    return UninstallResult(change=change, removed_files=links + sessions + removed,
                            dry_run=dry_run)
 
 

@@ -85,3 +85,22 @@ def forget(path: Path, aliases: Iterable[str], *, dry_run: bool = False) -> int:
         return 0
     change = configfile.update(path, lambda data: without(data, aliases), dry_run=dry_run)
     return len(change.old.splitlines()) - len(change.new.splitlines())
+
+
+def host_keys(path: Path, alias: str) -> list[bytes]:
+    """The public key blobs recorded for ``alias`` (plain or hashed names, ``[alias]:port``
+    too); ``@cert-authority`` and ``@revoked`` lines are no key of the host's."""
+    data = configfile.read_bytes(path) or b""
+    wanted = {alias.lower().encode()}
+    found: list[bytes] = []
+    for line in data.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0].startswith((b"#", b"@")) or not _drops(line, wanted):
+            continue
+        try:
+            blob = base64.b64decode(fields[2], validate=True)
+        except (ValueError, binascii.Error):
+            continue
+        if blob not in found:
+            found.append(blob)
+    return found
