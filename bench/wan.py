@@ -333,7 +333,11 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
         platform.add_job(job, user=server.user, host=server.host, port=ssh_relay.port,
                          workdir=str(data.remote))
         endpoint = Endpoint(f"https://127.0.0.1:{api_relay.port}", platform.api_key)
-        boxes = {name: Sandbox(ctx, f"wan{rtt_ms:g}-{name}", platform=endpoint,
+        # HOME under a short folder: the tool's ControlPath (<state>/mux/%n) must fit in a Unix
+        # socket's path (~104 bytes, with the 17 characters ssh adds while it makes one), or
+        # ssh disables multiplexing; in the run's folder it did not fit at 150 ms.
+        short = run.short_root(ctx)
+        boxes = {name: Sandbox(ctx, f"{name[0]}{rtt_ms:g}", platform=endpoint, base=short,
                                identity=server.client_key) for name in ("static", "hook", "cold")}
         for box in boxes.values():
             box.env.update(REQUESTS_CA_BUNDLE=str(ca), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
