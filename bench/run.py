@@ -1457,6 +1457,17 @@ def bench_startup(ctx: Ctx) -> ItemResult:
     return result
 
 
+# -- 8. WAN: bench/wan.py ----------------------------------------------------------------------
+
+
+def bench_wan(ctx: Ctx) -> ItemResult:
+    sys.modules.setdefault("run", sys.modules[__name__])  # wan.py imports these helpers as `run`
+    sys.path.insert(0, str(BENCH))
+    from wan import bench_wan as wan_item
+
+    return wan_item(ctx)
+
+
 # -- driver ------------------------------------------------------------------------------------
 
 ITEMS: dict[str, Callable[[Ctx], ItemResult]] = {
@@ -1467,6 +1478,7 @@ ITEMS: dict[str, Callable[[Ctx], ItemResult]] = {
     "edit": bench_edit,
     "data": bench_data,
     "startup": bench_startup,
+    "wan": bench_wan,
 }
 
 
@@ -1557,6 +1569,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fake platform latency per request for cold resolution and sync "
                              "(default: 100)")
     parser.add_argument("--repeats", type=int, default=0, help="override every repeat count")
+    parser.add_argument("--rtt", action="append", type=float, default=[], metavar="MS",
+                        help="round trip time of the emulated link for the `wan` item "
+                             "(repeatable; default: 80 and 150, --quick: 80)")
+    parser.add_argument("--rate", type=float, default=100.0, metavar="MBIT",
+                        help="rate of the emulated link, Mbit/s each direction (default: 100)")
+    parser.add_argument("--platform-ms", type=float, default=0.0, metavar="MS",
+                        help="the fake platform's own response time in the `wan` item "
+                             "(default: 0)")
     parser.add_argument("--json", type=Path, default=RESULTS_JSON, metavar="FILE",
                         help=f"raw numbers (default: {RESULTS_JSON.relative_to(ROOT)})")
     parser.add_argument("--markdown", type=Path, metavar="FILE",
