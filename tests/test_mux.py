@@ -321,3 +321,40 @@ def test_a_dead_master_does_not_leave_ssh_hanging_long(
             _signal(child, signal.SIGKILL)
     assert done.stdout == "again\n", done
     assert took < 10
+
+
+@pytest.mark.parametrize(("version", "shared"), [("7.6p1", False), ("7.7p1", False),
+                                                 ("7.8p1", True), ("9.2p1", True)])
+def test_sharing_only_where_the_master_lets_go_of_stderr(
+        cli: Cli, ssh_config: Path, short_state: Path, sshd_factory: SSHDFactory,
+        tmp_path: Path, version: str, shared: bool) -> None:
+    """Before OpenSSH 7.8 a ControlPersist master kept the stderr of the ssh that started it:
+    `out=$(ssh rescale-X cmd 2>&1)` waited for the master to end (minutes). Such an ssh gets
+    no Control lines, from `add` nor from the hook's settings."""
+    from tests.test_config_lifecycle import fake_ssh
+
+    env = fake_ssh(tmp_path / "bin", version)
+    server = sshd_factory()
+    cli("add", JOB, "--from-log", server.log_line(JOB),
+        env={"RESCALE_SSH_IDENTITY": str(server.client_key), **env})
+    cli("install", "--yes", env=env)
+    got = ssh_config_of(str(ssh_config), ALIAS)
+    assert (got.get("controlpath") == [str(short_state / ALIAS)]) is shared
+    assert ("multiplex=no" in (short_state / "hook.conf").read_text()) is not shared
+    report = cli("doctor", env=env, expect=None).stdout
+    assert ("older than OpenSSH 7.8" in report) is not shared
+
+
+def test_a_command_capturing_ssh_output_is_not_held_by_the_master(
+        cli: Cli, ssh_config: Path, short_state: Path, sshd_factory: SSHDFactory) -> None:
+    """The first ssh becomes the master and stays after it returns: whoever reads its stdout
+    and stderr to the end (a shell's $(...), a Python subprocess) must not wait for it."""
+    server = sshd_factory()
+    add_from_log(cli, server)
+    started = time.monotonic()
+    done = subprocess.run(
+        ["sh", "-c", f"{require('ssh')} -F '{ssh_config}' -o BatchMode=yes {ALIAS} echo out 2>&1"
+         " | cat"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.stdout.strip().splitlines()[-1] == "out"
+    assert time.monotonic() - started < 10
+    assert check(short_state, ALIAS) is not None  # and the master is there for the next one

@@ -81,9 +81,12 @@ def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PR
     report = Report(job)
     ssh = _ssh(report)
     config = settings.ssh_config
-    current = _config(report, ssh, config, persist=settings.multiplex)
+    from rescale_ssh import toolfiles
+
+    persist = toolfiles.sharing(settings)
+    current = _config(report, ssh, config, persist=persist)
     if current is not None:
-        _sharing(report, current, settings.multiplex, ssh=ssh or "ssh", clean=clean)
+        _sharing(report, current, settings.multiplex, persist, ssh=ssh or "ssh", clean=clean)
     local = _key(report, settings.identity)
     api = _api(report, settings)
     if job is not None:
@@ -97,8 +100,8 @@ def run(settings: Settings, job: str | None = None, *, probe_timeout: float = PR
 # -- local --------------------------------------------------------------------------------------
 
 
-def _sharing(report: Report, current: section.Section, persist: str, *, ssh: str,
-             clean: bool) -> None:
+def _sharing(report: Report, current: section.Section, chosen: str, persist: str, *,
+             ssh: str, clean: bool) -> None:
     """The jobs' shared connections (mux.py): on or off, which masters run, which sockets no
     master listens on any more (ssh replaces those itself), which aliases cannot share."""
     from rescale_ssh import jobcache, mux, toolfiles
@@ -126,15 +129,21 @@ def _sharing(report: Report, current: section.Section, persist: str, *, ssh: str
                    if removed else [])))
         live = [s for s in live if s not in orphans]
         stale, orphans = [], []
-    if persist == mux.OFF:
+    if chosen != mux.OFF and persist == mux.OFF:
+        summary = ("connections to the jobs are not shared: the ssh here is older than OpenSSH "
+                   "7.8 (its shared connection would hold the first command's output open)")
+    elif persist == mux.OFF:
         summary = "connections to the jobs are not shared (multiplex = no)"
     else:
         summary = (f"each job's connections share one (ControlPersist {persist}); "
                    + (f"{len(live)} running: " + ", ".join(f"{s.alias} (pid {s.pid})"
                                                            for s in live)
                       if live else "none running now"))
-    report.add("sharing", INFO, summary, None if persist != mux.OFF else
-               "`rescale-ssh config set multiplex yes` turns it on")
+    fix = None
+    if persist == mux.OFF:
+        fix = ("upgrade OpenSSH's client, then `rescale-ssh install` (or any `add`)"
+               if chosen != mux.OFF else "`rescale-ssh config set multiplex yes` turns it on")
+    report.add("sharing", INFO, summary, fix)
     long = sorted(alias for alias in known if not mux.fits(state, alias))
     if long and persist != mux.OFF:
         report.add("sharing", WARN, f"{', '.join(long)}: not shared, the socket path in {state} "

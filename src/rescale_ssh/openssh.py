@@ -18,6 +18,11 @@ from rescale_ssh import programs
 from rescale_ssh.errors import ConfigError, ProgramError
 
 MINIMUM = (7, 6)
+# Connection sharing (mux.py) from 7.8 on: before, a ControlPersist master kept the stderr of
+# the ssh that started it, so `out=$(ssh rescale-X cmd 2>&1)` or a program capturing ssh's
+# stderr waited until the master ended (OpenSSH bz#1988; ssh.c 1.490, July 2018, sends it to
+# /dev/null).
+SHARING = (7, 8)
 _BANNER = re.compile(r"OpenSSH_(?:for_Windows_)?(\d+)\.(\d+)(p\d+)?")
 
 
@@ -51,6 +56,15 @@ def client() -> Client | None:
     proc = programs.run([path, "-V"], timeout=10)
     banner = " ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines())
     return Client(path=path, version=parse(banner), banner=banner)
+
+
+def shares_connections() -> bool:
+    """The ssh on PATH is an OpenSSH of :data:`SHARING` or newer (False when unknown)."""
+    try:
+        found = client()
+    except ProgramError:
+        return False
+    return found is not None and found.version is not None and found.version >= SHARING
 
 
 def too_old() -> bool:

@@ -28,6 +28,17 @@ def program() -> tuple[str, str]:
     return sys.executable, str(launcher)
 
 
+def sharing(settings: Settings) -> str:
+    """The ControlPersist to write (mux.py), or ``no``: the setting, where this machine's
+    OpenSSH shares connections safely (openssh.SHARING) and is not Windows' port."""
+    from rescale_ssh import mux, openssh
+
+    chosen = settings.multiplex
+    if chosen == mux.OFF or (mux.supported() and openssh.shares_connections()):
+        return chosen
+    return mux.OFF
+
+
 def hook_conf(settings: Settings, *, state_dir: str | None = None,
               timeout: float | None = None, wait: float | None = None) -> HookConf:
     """The hook's settings as ``install`` writes them now, from these settings."""
@@ -47,7 +58,7 @@ def hook_conf(settings: Settings, *, state_dir: str | None = None,
         timeout=hookconf.DEFAULT_TIMEOUT if timeout is None else timeout,
         wait=hookconf.DEFAULT_WAIT if wait is None else wait,
         config=str(settings.ssh_config),
-        multiplex=settings.multiplex,
+        multiplex=sharing(settings),
         apiconfig="" if settings.chosen_config_file is None else validate.local_path(
             settings.chosen_config_file, field="Rescale CLI config file",
             source="RESCALE_CONFIG_FILE"),
@@ -179,7 +190,7 @@ def refresh(settings: Settings, planned: section.Outline, data: bytes) -> list[s
     has_hook = planned.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
     conf = kept_conf(settings, state) if has_hook else None
     return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state),
-                  static=list(planned.aliases), persist=settings.multiplex)
+                  static=list(planned.aliases), persist=sharing(settings))
 
 
 def aliases(current: section.Section) -> list[str]:
