@@ -358,3 +358,38 @@ def test_a_command_capturing_ssh_output_is_not_held_by_the_master(
     assert done.stdout.strip().splitlines()[-1] == "out"
     assert time.monotonic() - started < 10
     assert check(short_state, ALIAS) is not None  # and the master is there for the next one
+
+
+def test_a_job_whose_cluster_moved_gets_no_connection_to_the_old_one(
+        cli: Cli, ssh_config: Path, short_state: Path, platform: FakePlatform,
+        sshd: SSHServer, sshd2: SSHServer) -> None:
+    """The master is keyed on the alias: when the hook finds the job at a new address, it ends
+    the master first, or ssh would go on through it to the old cluster."""
+    platform.add_job(JOB, user=sshd.user, host=sshd.host, port=sshd.port,
+                     workdir=str(sshd.new_workdir(JOB)))
+    cli("install", "--yes", env={"RESCALE_SSH_IDENTITY": str(sshd.client_key)})
+    assert ssh(ssh_config, ALIAS, "true").returncode == 0
+    old = check(short_state, ALIAS)
+    assert old is not None
+    platform.jobs[JOB].host, platform.jobs[JOB].port = sshd2.host, sshd2.port
+    conf = short_state / "hook.conf"
+    conf.write_text(conf.read_text().replace("ttl=1800", "ttl=0"))
+    shutil.rmtree(short_state / "live")
+    before = logins(sshd2)
+    assert ssh(ssh_config, ALIAS, "true").returncode == 0
+    assert logins(sshd2) == before + 1  # the new cluster, not the old master
+    assert not _alive(old)
+
+
+def test_two_jobs_at_one_address_never_share_a_master(
+        cli: Cli, ssh_config: Path, short_state: Path, sshd_factory: SSHDFactory) -> None:
+    """A new cluster reusing an old one's address (same IP, port and user here): each alias
+    has its own socket, so the second job never runs on the first one's connection."""
+    server = sshd_factory()
+    add_from_log(cli, server, job="Oldjob1")
+    add_from_log(cli, server, job="Newjob2")
+    before = logins(server)
+    assert ssh(ssh_config, "rescale-Oldjob1", "true").returncode == 0
+    assert ssh(ssh_config, "rescale-Newjob2", "true").returncode == 0
+    assert logins(server) == before + 2
+    assert check(short_state, "rescale-Oldjob1") != check(short_state, "rescale-Newjob2")
