@@ -28,7 +28,7 @@ def forward(
     ctx: typer.Context,
     job: JobArg,
     specs: Annotated[Optional[list[str]], typer.Argument(  # noqa: UP045 - Typer needs Optional
-        metavar="SPEC...", help="REMOTE_PORT[:LOCAL_PORT], or HOST:REMOTE_PORT[:LOCAL_PORT] "
+        metavar="SPEC", help="REMOTE_PORT[:LOCAL_PORT], or HOST:REMOTE_PORT[:LOCAL_PORT] "
         "(HOST: wN for worker N, or a name or address the head node reaches).",
         show_default=False)] = None,
     save: Annotated[bool, typer.Option(
