@@ -109,9 +109,12 @@ def users_own(conf: HookConf, alias: str) -> bool:
     # Under the config's own lock: the commands that write the section rewrite ssh.conf too.
     lock = configfile.lock_file(config, conf.state_dir)
     with store.Locked(lock, timeout=max(conf.timeout, 1.0)):
-        static = included.static_aliases(included.read(conf.state_dir))
+        text = included.read(conf.state_dir)
+        static = included.static_aliases(text)
+        proxy = conf.program if included.static_proxy(text) else None
         included.write(conf.state_dir, included.render(conf.state_dir, hook=True,
-                                                       claimed=names, static=static))
+                                                       claimed=names, static=static,
+                                                       proxy=proxy))
     return True
 
 

@@ -94,7 +94,8 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         planned = section.outline(new, path=str(path))
         notes[:] = toolfiles.ensure(conf.state_dir, conf=conf,
                                     claimed=toolfiles.claimed(path, new, conf.state_dir),
-                                    static=list(planned.aliases))
+                                    static=list(planned.aliases),
+                                    proxy=toolfiles.static_proxy(path, new, conf.state_dir))
 
     change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
                                prepare=None if dry_run else prepare)
