@@ -155,6 +155,7 @@ class Req:
     query: dict[str, str]
     authorization: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    peer: tuple[str, int] | None = None  # the client's address and port: its connection
 
 
 @dataclass
@@ -612,7 +613,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         req = Req(method, parts.path, query, self.headers.get("Authorization"),
-                  dict(self.headers.items()))
+                  dict(self.headers.items()), peer=self.client_address[:2])
         fault = platform._record(req)
         if platform.latency and platform._closing.wait(platform.latency):
             return self._abort()
