@@ -133,7 +133,16 @@ class Drip:
     headers: bool = False
 
 
-Fault = Status | Hang | Malformed | Truncated | Reset | Huge | Pages | Drip
+@dataclass
+class Await:
+    """Answer as usual, but only once a request whose path matches ``pattern`` has arrived
+    (one sent at the same time); hang up when none came within ``seconds``."""
+
+    pattern: str
+    seconds: float = 5.0
+
+
+Fault = Status | Hang | Malformed | Truncated | Reset | Huge | Pages | Drip | Await
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -146,6 +155,7 @@ class Req:
     query: dict[str, str]
     authorization: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    peer: tuple[str, int] | None = None  # the client's address and port: its connection
 
 
 @dataclass
@@ -282,7 +292,8 @@ class FakeJob:
                     lines += [self.ready_line(self._node(i)) for i in range(1, self.workers + 1)
                               if self._node(i).get("publicIp")]
                 lines += ["Running command"]
-            if self.cluster_status.strip().lower() in ("stopping", "stopped"):
+            if self.cluster_statuses and \
+                    self.cluster_status.strip().lower() in ("stopping", "stopped"):
                 lines += ["Shutting down cluster"]
         start = self.created
         return [
@@ -338,6 +349,7 @@ class FakePlatform:
         self.jobs: dict[str, FakeJob] = {}
         self._faults: list[tuple[re.Pattern[str], deque[Fault]]] = []
         self._lock = threading.RLock()
+        self._arrived = threading.Condition(self._lock)  # notified at each request (Await)
         self._closing = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -453,10 +465,17 @@ class FakePlatform:
     def _record(self, req: Req) -> Fault | None:
         with self._lock:
             self.requests.append(req)
+            self._arrived.notify_all()
             for pattern, faults in self._faults:
                 if faults and pattern.search(req.path):
                     return faults.popleft()
         return None
+
+    def _awaited(self, fault: Await) -> bool:
+        pattern = re.compile(fault.pattern)
+        with self._lock:
+            return self._arrived.wait_for(
+                lambda: any(pattern.search(r.path) for r in self.requests), fault.seconds)
 
     def _authorized(self, header: str | None) -> bool:
         parts = self.api_key.split(".")
@@ -594,10 +613,14 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         req = Req(method, parts.path, query, self.headers.get("Authorization"),
-                  dict(self.headers.items()))
+                  dict(self.headers.items()), peer=self.client_address[:2])
         fault = platform._record(req)
         if platform.latency and platform._closing.wait(platform.latency):
             return self._abort()
+        if isinstance(fault, Await):
+            if not platform._awaited(fault):
+                return self._abort()
+            fault = None
         if fault is not None:
             return self._fault(fault)
         if method != "GET":

@@ -318,3 +318,45 @@ def test_the_api_key_never_appears_in_errors_or_logs(
     shown = f"{error}\n{error.message}\n{error.hint}\n{error!r}\n{caplog.text}"
     assert platform.api_key not in shown
     assert platform.api_key[:12] not in shown
+
+
+# -- connections opened ahead (preconnect.py, issue 16) ------------------------------------------
+
+
+def test_requests_take_the_connections_opened_ahead(platform: FakePlatform,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook opens its connections while it imports requests: the requests go out on them
+    (the server sees them come from those very sockets) and nothing else is opened."""
+    from rescale_ssh import preconnect
+    from rescale_ssh.background import Background
+
+    for name in preconnect.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    platform.add_job("Ahead1")
+    spare = preconnect.start(platform.base_url, count=2, timeout=5)
+    assert spare is not None
+    ahead = {spare.take(spare.host, spare.port) for _ in range(2)}
+    assert None not in ahead
+    ends = {sock.getsockname()[:2] for sock in ahead if sock is not None}
+    spare._ready = [sock for sock in ahead if sock is not None]  # handed back, as if unused
+    with Client(platform.base_url, platform.api_key, spare=spare) as client, \
+            Background(lambda: client.get("/api/v2/jobs/Ahead1/", what="job")):
+        client.get("/api/v2/jobs/Ahead1/", what="job")
+    assert {r.peer for r in platform.requests} == ends
+    assert spare.take(spare.host, spare.port) is None  # both taken, none left
+
+
+def test_no_connection_ahead_through_a_proxy_or_to_another_host(
+    platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rescale_ssh import preconnect
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert preconnect.start("https://platform.rescale.com", count=1, timeout=1) is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    for hostile in ("us", "https://-oProxyCommand=x/", "file:///etc/passwd"):
+        assert preconnect.start(hostile, count=1, timeout=1) is None
+    spare = preconnect.start(platform.base_url, count=1, timeout=5)
+    assert spare is not None
+    assert spare.take("127.0.0.2", spare.port) is None  # another host: its own connection
+    spare.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import section
+from rescale_ssh import section, toolfiles
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHDFactory, SSHServer, free_port
@@ -88,9 +88,13 @@ def test_install_and_uninstall_leave_the_file_as_it_was(
     cli("add", "Fotxeb", "--from-log", "Command: ssh u_Fotxeb@192.0.2.7")
     assert b"Host rescale-Fotxeb\n" in ssh_config.read_bytes()
     # The Match needs no exclusion for a static job (its HostName is set); the added job's
-    # host-key policy names it.
+    # host-key policy names it, and its connections go through the proxy (issue 16).
+    python, launcher = toolfiles.program()
+    proxy = (f"Match originalhost rescale-Fotxeb exec \"test -x '{python}' -a -f '{launcher}'\"\n"
+             f"    ProxyCommand '{python}' -I -S '{launcher}' proxy %h %p\n"
+             "    ProxyUseFdpass yes\n")
     assert included_text(isolated_home) == hook_lines.replace(
-        "Match ", "Host rescale-Fotxeb\n    StrictHostKeyChecking accept-new\nMatch ", 1)
+        "Match ", f"Host rescale-Fotxeb\n    StrictHostKeyChecking accept-new\n{proxy}Match ", 1)
     assert (state_dir(isolated_home) / "hook.conf").exists()
     cli("uninstall", "--yes")
     if original is None:  # none before install: none after uninstall (not an empty file)

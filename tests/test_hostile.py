@@ -329,7 +329,10 @@ def test_pasted_lines_end_at_a_newline(world: World) -> None:
         got = ssh(world.config, f"rescale-{job}", closed=world.closed, get=True).stdout
         options = dict(line.split(" ", 1) for line in got.splitlines())
         assert (options["user"], options["port"]) == (f"uprod_{job}", str(world.closed))
-        assert "proxycommand" not in options and "localcommand" not in options
+        # The only ProxyCommand is rescale-ssh's own (the static blocks': issue 16).
+        assert options.get("proxycommand", " proxy %h %p").endswith(" proxy %h %p")
+        assert str(world.canary) not in options.get("proxycommand", "")
+        assert "localcommand" not in options
         assert options["permitlocalcommand"] == "no"
         assert not world.canary.exists()
         assert run_here("remove", "--yes", job).returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeplatform import FakePlatform
+from tests.fakeplatform import Await, FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHServer
 
@@ -80,6 +80,21 @@ def test_status_shows_everything(cli: Cli, platform: FakePlatform) -> None:
     assert "worker     rescale-Multi1-1 → 10.0.0.11" in text
     cli("add", "Multi1")
     assert json.loads(cli("status", "Multi1", "--json").stdout)["block"] == "added"
+
+
+def test_status_asks_for_everything_at_once(cli: Cli, platform: FakePlatform) -> None:
+    """Each request answers only once another was made: asked for one after the other, the
+    first never answers (issue 16: the round trips of one request, not of five)."""
+    platform.add_job("Once1", workers=1)
+    statuses, clusters = r"/jobs/Once1/statuses/", r"/cluster_statuses/"
+    for path, other in ((statuses, "/instances/"), ("/instances/", statuses),
+                        (clusters, "/logs/"), ("/logs/", clusters)):
+        platform.inject(path, *[Await(other, seconds=1.5)] * 6)  # every attempt of each
+    data = json.loads(cli("status", "Once1", "--json").stdout)
+    assert (data["ssh"], data["status"], data["cluster_status"]) == (
+        "ready", "Executing", "Started")
+    assert data["head"] == {"user": "uprod_Once1", "host": "203.0.113.7", "port": 22}
+    assert data["workdir"] == "/enc/uprod_Once1/work"
 
 
 def test_status_of_a_queued_and_an_ended_job(cli: Cli, platform: FakePlatform) -> None:

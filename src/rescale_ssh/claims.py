@@ -59,6 +59,36 @@ def names(config: str, data: bytes | None = None, *, skip: tuple[str, ...] = ())
     return sorted({claim.name for claim in find(config, data, skip=skip)})
 
 
+def routes(config: str, data: bytes | None = None, *, skip: tuple[str, ...] = ()) -> bool:
+    """The user's config (or a file it includes) sets a ProxyCommand or ProxyJump anywhere,
+    for any host: a ``Host *`` line may send every connection through their bastion, which
+    the static blocks then keep on using (included.py puts no proxy of ours before it)."""
+    if data is None:
+        data = _read(config)
+        if data is None:
+            return False
+    return _routes(config, _without_ours(data, config), 0, skip)
+
+
+_ROUTING = (b"proxycommand", b"proxyjump", b"include")
+
+
+def _routes(path: str, data: bytes, depth: int, skip: tuple[str, ...]) -> bool:
+    for raw in data.split(b"\n"):
+        if not raw.lstrip(b" \t")[:12].lower().startswith(_ROUTING):
+            continue
+        words = _words(raw.decode("utf-8", "replace"))
+        keyword = words[0].lower() if words else ""
+        if keyword in ("proxycommand", "proxyjump"):
+            return True
+        if keyword == "include" and depth < MAX_DEPTH:
+            for included in _included(words[1:], skip):
+                text = _read(included)
+                if text is not None and _routes(included, text, depth + 1, skip):
+                    return True
+    return False
+
+
 def _without_ours(data: bytes, path: str) -> bytes:
     """The file with our regions blanked (their lines kept as empty ones: numbers stay)."""
     from rescale_ssh import section

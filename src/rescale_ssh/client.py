@@ -44,6 +44,7 @@ import urllib3.connection
 
 from rescale_ssh import __version__, hardening, validate
 from rescale_ssh.errors import AuthError, NotFoundError, PlatformError
+from rescale_ssh.preconnect import Spare
 
 log = logging.getLogger("rescale_ssh.client")
 
@@ -96,6 +97,7 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         key_source: str | None = None,
         progress: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
+        spare: Spare | None = None,
     ) -> None:
         hardening.no_core_dumps()  # before the key is kept anywhere
         # Where the key came from (RESCALE_API_KEY, or a profile of a file): a 401 names it.
@@ -128,6 +130,9 @@ class Client:
         self._api_key = api_key  # only to mask it in what the platform sends back
         self._proxies = _proxies(self.base_url)  # every URL we follow is on this origin
         self.requests_made = 0
+        # Connections to the platform opened before this client was (preconnect.py): the
+        # first requests take them instead of opening their own.
+        self._spare = spare
 
     @property
     def _session(self) -> requests.Session:
@@ -148,6 +153,8 @@ class Client:
         return session
 
     def close(self) -> None:
+        if self._spare is not None:
+            self._spare.close()
         with self._lock:
             for session in self._sessions:
                 session.close()
@@ -276,6 +283,7 @@ class Client:
         # deadline the watchdog shuts the connection down, which ends any read.
         watch.fired = False
         _current.watch = watch
+        _current.spare = self._spare
         t0 = time.monotonic()
         armed = _WATCHDOG.arm(call.ends, watch)
         try:
@@ -537,16 +545,27 @@ def _opened(connection: urllib3.connection.HTTPConnection) -> None:
         watch.opened(connection)
 
 
+def _spare_for(connection: urllib3.connection.HTTPConnection) -> socket.socket | None:
+    """A connection preconnect.py opened to where ``connection`` goes (not through a proxy)."""
+    spare: Spare | None = getattr(_current, "spare", None)
+    if spare is None or connection._tunnel_host is not None:
+        return None
+    sock = spare.take(connection.host, connection.port)
+    if sock is not None:
+        sock.settimeout(connection.timeout)
+    return sock
+
+
 class _HTTPConnection(urllib3.connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = _spare_for(self) or super()._new_conn()
         _opened(self)
         return sock
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = _spare_for(self) or super()._new_conn()
         _opened(self)
         return sock
 

@@ -307,7 +307,8 @@ def _hook(report: Report, config: Path, data: bytes, current: section.Section, *
     if not current.is_empty():
         wanted = included.render(state, hook=has_hook or os.path.exists(
             os.path.join(state, hookconf.FILE)), claimed=claimed,
-            static=toolfiles.aliases(current), persist=persist)
+            static=toolfiles.aliases(current), persist=persist,
+            proxy=toolfiles.static_proxy(config, data, state))
         written = included.read(state)
         fix = "`rescale-ssh install` writes it again" if has_hook else \
             "`rescale-ssh add JOB` for any of your jobs writes it again"

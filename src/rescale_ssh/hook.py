@@ -111,8 +111,10 @@ def users_own(conf: HookConf, alias: str) -> bool:
     lock = configfile.lock_file(config, conf.state_dir)
     with store.Locked(lock, timeout=max(conf.timeout, 1.0)):
         text = included.read(conf.state_dir)
+        static = included.static_aliases(text)
+        proxy = conf.program if included.static_proxy(text) else None
         included.write(conf.state_dir, included.render(
-            conf.state_dir, hook=True, claimed=names, static=included.static_aliases(text),
+            conf.state_dir, hook=True, claimed=names, static=static, proxy=proxy,
             persist=included.persist_of(text)))
     return True
 
@@ -232,6 +234,10 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
     if budget <= 0.5:
         return Entry(state=FAILED, resolved=time.time(), code=ExitCode.UNAVAILABLE,
                      reason=f"no time left to resolve job {job}", hint="try again")
+    from rescale_ssh import preconnect
+
+    # Two: the instances and the logs are asked for at once (resolver.py).
+    spare = preconnect.start(conf.platform, count=2, timeout=min(5.0, budget / 2))
     enable_site_packages()
     from rescale_ssh import validate
     from rescale_ssh.account import key_source
@@ -262,6 +268,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
             max_pages=100,
             max_body=8 * 1024 * 1024,
             key_source=key_source(settings)[0],
+            spare=spare,  # taken only for the platform's own host and port
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:
@@ -272,6 +279,9 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
 
             error.hint = caseless.hint(job, conf.state_dir, error.hint)
         return failure(error, conf)
+    finally:
+        if spare is not None:
+            spare.close()  # what no request took (the client closes it too)
     return Entry(state=OK, resolved=time.time(), target=target)
 
 

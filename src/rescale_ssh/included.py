@@ -12,6 +12,13 @@ every command rewrites as needed and no upgrade leaves stale:
   job's very first connection. ``host "rescale-*"`` (the HostName so far, ssh_config(5))
   skips the jobs that have a static block, and the user's own ``rescale-*`` hosts are excluded
   by name (claims.py), so the hook never runs for them;
+- the static blocks' ``ProxyCommand`` through ``rescale-ssh proxy`` (ProxyUseFdpass; issue 16):
+  it connects with TCP_NODELAY and hands the socket to ssh, which saves ~1.2 round trips of a
+  connection on a WAN link (ssh turns Nagle off only after the key exchange). Only where
+  descriptors can be passed (not Windows), and not when the user's config routes connections
+  itself (a ProxyCommand or ProxyJump of theirs, claims.routes: theirs would come after ours and
+  lose). It is guarded by ``exec "test ..."``: when the program is gone (uninstalled, upgraded
+  elsewhere), ssh connects directly, as it would without this file, instead of failing;
 - when the hook cannot start at all (its Python or launcher is gone, its settings are
   missing), the script puts :func:`explainer` into fresh.conf instead: ssh then says so in one
   line through a ProxyCommand, instead of raw shell errors and "Could not resolve hostname".
@@ -43,14 +50,17 @@ def safe_claim(name: str) -> bool:
 
 
 def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] = (),
-           static: list[str] | tuple[str, ...] = (), persist: str | None = None) -> str:
+           static: list[str] | tuple[str, ...] = (), proxy: list[str] | None = None,
+           persist: str | None = None) -> str:
     """Every line here costs every ssh run (bench/ item 2): a ``Host`` line for the policy of
     the ``static`` aliases (the section's blocks; cheap: no ``Match`` criteria to evaluate) and
     one ``Match ... exec`` (OpenSSH 9.2 prepares an exec command, token expansion and all, even
-    after ``originalhost`` failed). ``persist`` (ControlPersist; None or ``no``: none) shares
-    the static aliases' connections (mux.py), those whose socket path fits."""
+    after ``originalhost`` failed). ``proxy``: the program (hookconf.HookConf.program) the
+    static aliases connect through (module docstring). ``persist`` (ControlPersist; None or
+    ``no``: none) shares the static aliases' connections (mux.py), those whose socket path
+    fits."""
     from rescale_ssh import mux
-    from rescale_ssh.hostblock import quote_path, shell_word
+    from rescale_ssh.hostblock import command, quote_path, shell_word
 
     mine = sorted({name for name in claimed if safe_claim(name)})
     # '%n' sits in single quotes in the command below: names with a ' never get there.
@@ -66,6 +76,17 @@ def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] =
             if shared != aliases:
                 lines.append(" ".join(["Host", *shared]))
             lines += mux.control_lines(state_dir, persist)
+    if aliases and proxy:
+        # Only the static aliases (originalhost: what was typed), and only while the program
+        # is there: a block whose proxy is gone connects as it did before this line existed.
+        present = " -a ".join(
+            f"{'-x' if index == 0 else '-f'} {shell_word(word, field='rescale-ssh program')}"
+            for index, word in enumerate(w for w in proxy if w not in ("-I", "-S")))
+        lines += [
+            f'Match originalhost {",".join(aliases)} exec "test {present}"',
+            f"    ProxyCommand {command(proxy)} proxy %h %p",
+            "    ProxyUseFdpass yes",
+        ]
     if hook:
         script = shell_word(f"{state_dir}/hook", field="state folder")
         fresh = quote_path(f"{state_dir}/fresh.conf", field="state folder")
@@ -107,6 +128,12 @@ def persist_of(text: str | None) -> str | None:
         if line.startswith("    ControlPersist "):
             return line.split()[1]
     return None
+
+
+def static_proxy(text: str | None) -> bool:
+    """The static aliases connect through the proxy in an ssh.conf this module wrote."""
+    return any(line.startswith("Match originalhost rescale-") and " exec \"test " in line
+               for line in (text or "").split("\n"))
 
 
 def path_of(state_dir: str) -> str:

@@ -97,7 +97,8 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
         notes[:] = toolfiles.ensure(conf.state_dir, conf=conf,
                                     claimed=toolfiles.claimed(path, new, conf.state_dir),
                                     static=list(planned.aliases),
-                                    persist=toolfiles.sharing(settings))
+                                    persist=toolfiles.sharing(settings),
+                                    proxy=toolfiles.static_proxy(path, new, conf.state_dir))
 
     change = configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
                                prepare=None if dry_run else prepare)

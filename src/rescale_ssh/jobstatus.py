@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rescale_ssh import joblist, launchkey, lifecycle, resolver, validate
+from rescale_ssh.background import Background, Slot
 from rescale_ssh.client import Client
 from rescale_ssh.errors import NotFoundError, RescaleSSHError
 from rescale_ssh.target import Target
@@ -68,38 +69,61 @@ def _events(client: Client, path: str, what: str) -> list[Event]:
 def report(client: Client, job: str, *, block: str, identity: str | None = None
            ) -> JobReport:
     """``identity``: the key the job's block uses, compared with the key its cluster was
-    launched with (launchkey.py; one more request, unless known: not for a stopped job)."""
+    launched with (launchkey.py; one more request, unless known: not for a stopped job).
+
+    The requests go out at once (issue 16), each on its own connection (background.py): the
+    job's statuses (on this thread, whose connection the launch key's request then reuses),
+    the cluster's, and the resolution (instances and logs: not shown for a stopped job, which
+    they cost two requests more than it needs)."""
     job = validate.job_id(job, source="the command line")
-    try:
-        statuses = _events(client, f"/api/v2/jobs/{job}/statuses/", f"job {job}")
-    except NotFoundError as error:
-        error.job = job  # caseless.py: a job known here in another case is named
-        raise
-    try:
-        clusters = _events(client, f"/api/v2/jobs/{job}/cluster_statuses/",
-                           f"the cluster of job {job}")
-    except NotFoundError:
-        clusters = []
-    current = statuses[0].status if statuses else ""
-    cluster = clusters[0].status if clusters else ""
-    state = joblist.ssh_state(current, cluster)
-    target, problem = None, None
-    notes: list[str] = []
-    if state != joblist.STOPPED:
+    told = Slot[list[Event]]()
+
+    def known() -> resolver.Status:  # what the resolution asks for when no node is up
+        events = told.result()
         try:
-            resolution = resolver.plan(client, job)
-            target, state = resolution.target, joblist.READY
-            notes += [f"no block for {why}" for why in resolution.skipped]
-        except RescaleSSHError as error:
-            problem = error.message
+            clusters = cluster_events.result()
+        except RescaleSSHError:
+            clusters = []
+        return resolver.Status(job=events[0].status if events else None,
+                               cluster=clusters[0].status if clusters else None)
+
+    with Background(lambda: _events(client, f"/api/v2/jobs/{job}/cluster_statuses/",
+                                    f"the cluster of job {job}")) as cluster_events, \
+            Background(lambda: resolver.plan(client, job, status=known, case_hint=False)
+                       ) as planned:
+        try:
+            statuses = told.set(_events(client, f"/api/v2/jobs/{job}/statuses/", f"job {job}"))
+        except NotFoundError as error:
+            told.fail(error)
+            error.job = job  # caseless.py: a job known here in another case is named
+            raise
+        except BaseException as error:
+            told.fail(error)
+            raise
+        try:
+            clusters = cluster_events.result()
+        except NotFoundError:
+            clusters = []
+        current = statuses[0].status if statuses else ""
+        cluster = clusters[0].status if clusters else ""
+        state = joblist.ssh_state(current, cluster)
+        target, problem = None, None
+        notes: list[str] = []
+        verdict = launchkey.Verdict(launchkey.UNKNOWN)
+        if state != joblist.STOPPED:
+            if identity is not None:  # while the resolution's requests are out
+                verdict = launchkey.check(client, job, identity)
+            try:
+                resolution = planned.result()
+                target, state = resolution.target, joblist.READY
+                notes += [f"no block for {why}" for why in resolution.skipped]
+            except RescaleSSHError as error:
+                problem = error.message
     if current and lifecycle.job_phase(current) == lifecycle.UNKNOWN:
         notes.append(f"status {current!r} is not one rescale-ssh knows: taken as neither ready "
                      "nor ended")
     if target is not None and joblist.is_final(current):
         notes.append(joblist.ended_note(job))
-    verdict = launchkey.Verdict(launchkey.UNKNOWN)
-    if identity is not None and state != joblist.STOPPED:
-        verdict = launchkey.check(client, job, identity)
     if verdict.state == launchkey.DIFFERS:
         notes.append(f"{verdict.message(job)}; {launchkey.HINT}")
     return JobReport(job=job, statuses=statuses, cluster_statuses=clusters, ssh=state,

@@ -210,9 +210,12 @@ def check_each(client: Client, jobs: Iterable[str], identity: str, *, fetch_miss
     if fetch_missing and missing:
         if limit is not None:
             missing, left = missing[:limit], missing[limit:]
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(missing)))) as pool:
-            fetched = dict(zip(missing, pool.map(lambda job: fetch(client, job), missing),
-                               strict=True))
+        if len(missing) == 1:  # on this thread: its connection may be open already
+            fetched = {missing[0]: fetch(client, missing[0])}
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(missing)))) as pool:
+                fetched = dict(zip(missing, pool.map(lambda job: fetch(client, job), missing),
+                                   strict=True))
         if save:
             remember(client.base_url, fetched)
         launched.update(fetched)

@@ -1,11 +1,12 @@
 """Resolution of a job to a validated :class:`Target` (rescale-api.md, "Resolving a job").
 
-Common case, two requests: the instances list (every page; the head may be on any), then the
-job logs, for the working directory and to tell which node is the head when the nodes' roles
-do not say (all ``CUSTOM``: the head is the node the "Instance ready for ssh access" line
-names). An empty instances list means the cluster is not up: the job's status explains why. The
-log line alone is trusted only while the job is running, because the logs keep the "ready for
-ssh access" line after the cluster has stopped.
+Common case, two requests, sent at once (each on its own connection: background.py): the
+instances list (every page; the head may be on any) and the job logs, for the working directory
+and to tell which node is the head when the nodes' roles do not say (all ``CUSTOM``: the head
+is the node the "Instance ready for ssh access" line names). An empty instances list means the
+cluster is not up: the job's status explains why. The log line alone is trusted only while
+the job is running, because the logs keep the "ready for ssh access" line after the cluster has
+stopped.
 
 Which node is the head (:func:`head_node`), in this order:
 1. a node whose role says so (``MPI_MASTER``);
@@ -25,11 +26,12 @@ no ssh, has no address, or whose values fail validation gets no block, and the r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from rescale_ssh import lifecycle, loglines, validate
+from rescale_ssh.background import Background
 from rescale_ssh.client import Client
 from rescale_ssh.errors import (
     InvalidValueError,
@@ -76,13 +78,18 @@ def resolve(client: Client, job: str) -> Target:
     return plan(client, job).target
 
 
-def plan(client: Client, job: str) -> Resolution:
+def plan(client: Client, job: str, *, status: Callable[[], Status] | None = None,
+         case_hint: bool = True) -> Resolution:
+    """``status``: where the job's statuses come from when they are needed (``status JOB``
+    asks for them anyway, at the same time); ``case_hint``: on a 404, one more request for a
+    live job of that ID in another case."""
     job = validate.job_id(job)
     try:
-        return _plan(client, job)
+        return _plan(client, job, status or (lambda: statuses(client, job)))
     except NotFoundError as error:
         error.job = error.job or job
-        error.hint = _live_case_hint(client, job, error.hint)
+        if case_hint:
+            error.hint = _live_case_hint(client, job, error.hint)
         raise
 
 
@@ -97,7 +104,14 @@ def _live_case_hint(client: Client, job: str, hint: str | None) -> str | None:
     return caseless.with_hint(job, live, hint)
 
 
-def _plan(client: Client, job: str) -> Resolution:
+def _plan(client: Client, job: str, status_of: Callable[[], Status]) -> Resolution:
+    # The logs do not depend on the instances: asked for at once, on a connection of their own.
+    with Background(lambda: _ssh_lines(client, job)) as logs:
+        return _plan_with(client, job, logs, status_of)
+
+
+def _plan_with(client: Client, job: str, logs: Background[list[loglines.SSHLine]],
+               status_of: Callable[[], Status]) -> Resolution:
     source = f"the platform (job {job})"
     try:
         instances = list(client.paged(f"/api/v2/jobs/{job}/instances/", what=f"job {job}"))
@@ -106,20 +120,20 @@ def _plan(client: Client, job: str) -> Resolution:
         _job_detail(client, job)
         instances = []
     if not candidates(instances):
-        status = statuses(client, job)
+        status = status_of()
         if lifecycle.gone_for_good(status.job, status.cluster):
             raise JobEndedError(status.describe(job),
                                 "submit the job again; SSH works only while its cluster runs")
         if not lifecycle.may_accept_ssh(status.job, status.cluster):
             raise NotReadyError(status.describe(job), f"`rescale-ssh wait {job}` waits for it")
-        newest = _ssh_lines(client, job)
+        newest = logs.result()
         if not newest:
             raise NotReadyError(
                 f"job {job} is {status.job}, but its cluster does not accept SSH yet",
                 f"`rescale-ssh wait {job}` waits for it",
             )
         return Resolution(target_from_line(job, newest[-1], source=f"the job logs of {job}"))
-    lines = lines_of(client, job)  # none: the working directory falls back to /enc/<user>/work
+    lines = usable(logs.result)  # none: the working directory falls back to /enc/<user>/work
     head = head_node(instances, lines)
     if head is None:  # candidates() found one, so head_node does: kept for the type checker
         raise PlatformError(f"the platform listed no head node for job {job}")
@@ -196,8 +210,14 @@ def needs_logs(instances: list[dict[str, Any]]) -> bool:
 
 def lines_of(client: Client, job: str) -> list[loglines.SSHLine]:
     """The job's ready lines a head can be told by; none when the logs cannot be had."""
+    return usable(lambda: _ssh_lines(client, job))
+
+
+def usable(logs: Callable[[], list[loglines.SSHLine]]) -> list[loglines.SSHLine]:
+    """The ready lines ``logs()`` gives that a head can be told by; none when the logs cannot
+    be had."""
     try:
-        return [line for line in _ssh_lines(client, job) if line.unexpected is None]
+        return [line for line in logs() if line.unexpected is None]
     except (PlatformError, NotFoundError):
         return []
 

@@ -89,7 +89,8 @@ def _runs(conf: HookConf) -> bool:
 
 
 def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str],
-           static: list[str], persist: str | None = None) -> list[str]:
+           static: list[str], proxy: list[str] | None = None,
+           persist: str | None = None) -> list[str]:
     """Write what the section includes (and, with ``conf``, the hook's files) where it is
     missing or not what this version writes. Returns what was changed, one sentence each."""
     from rescale_ssh import blockfile
@@ -119,7 +120,7 @@ def ensure(state_dir: str, *, conf: HookConf | None, claimed: list[str],
             notes.append("removed the notice the script left while the hook could not start")
     _write(included.path_of(state_dir), included.render(state_dir, hook=conf is not None,
                                                         claimed=claimed, static=static,
-                                                        persist=persist),
+                                                        proxy=proxy, persist=persist),
            included.MODE, notes, what="the file the section includes",
            why="from an earlier version, or your own hosts changed")
     if conf is not None:
@@ -183,6 +184,17 @@ def claimed(config: Path | str, data: bytes | None, state_dir: str) -> list[str]
     return claims.names(str(config), data, skip=(state_dir,))
 
 
+def static_proxy(config: Path | str, data: bytes | None, state_dir: str) -> list[str] | None:
+    """The program the static blocks connect through (included.py), or None: on Windows (no
+    descriptor passing), or when the user's config routes connections itself."""
+    from rescale_ssh import posix
+
+    if not posix.can_pass_fds() or claims.routes(str(config), data, skip=(state_dir,)):
+        return None
+    python, launcher = program()
+    return [python, "-I", "-S", launcher]
+
+
 def refresh(settings: Settings, planned: section.Outline, data: bytes) -> list[str]:
     """Before the section of ``data`` is written: its included files as this version writes
     them. The hook's files are repaired from its own settings (kept_conf)."""
@@ -190,7 +202,8 @@ def refresh(settings: Settings, planned: section.Outline, data: bytes) -> list[s
     has_hook = planned.hook is not None or os.path.exists(os.path.join(state, hookconf.FILE))
     conf = kept_conf(settings, state) if has_hook else None
     return ensure(state, conf=conf, claimed=claimed(settings.ssh_config, data, state),
-                  static=list(planned.aliases), persist=sharing(settings))
+                  static=list(planned.aliases), persist=sharing(settings),
+                  proxy=static_proxy(settings.ssh_config, data, state))
 
 
 def aliases(current: section.Section) -> list[str]:

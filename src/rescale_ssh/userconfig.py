@@ -367,7 +367,8 @@ def update_hook(settings: Settings, key: str) -> HookUpdate | None:
     def prepare(new: bytes) -> None:
         planned = section.outline(new, path=str(config))
         toolfiles.ensure(state, conf=conf, claimed=toolfiles.claimed(config, new, state),
-                         static=list(planned.aliases), persist=toolfiles.sharing(settings))
+                         static=list(planned.aliases), persist=toolfiles.sharing(settings),
+                         proxy=toolfiles.static_proxy(config, new, state))
 
     configfile.update(config, lambda old: old, by_hand=section.by_hand, prepare=prepare)
     return HookUpdate(os.path.join(state, hookconf.FILE), key, before, after, stale)
