@@ -320,13 +320,13 @@ def clean_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def fake_platform(latency: float = 0.0) -> Iterator[Any]:
+def fake_platform(latency: float = 0.0, host: str = "127.0.0.1") -> Iterator[Any]:
     sys.path.insert(0, str(ROOT))
     try:
         from tests.fakeplatform import FakePlatform
     finally:
         sys.path.remove(str(ROOT))
-    fake = FakePlatform()
+    fake = FakePlatform(host=host)
     fake.latency = latency
     try:
         yield fake
@@ -1575,6 +1575,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(repeatable; default: 80 and 150, --quick: 80)")
     parser.add_argument("--rate", type=float, default=100.0, metavar="MBIT",
                         help="rate of the emulated link, Mbit/s each direction (default: 100)")
+    link = parser.add_mutually_exclusive_group()
+    link.add_argument("--netns", dest="link", action="store_const", const="netns",
+                      help="`wan`: a network namespace and tc netem (root; the default when "
+                           "it works, else the relay)")
+    link.add_argument("--relay", dest="link", action="store_const", const="relay",
+                      help="`wan`: the TCP relay on loopback (bench/relay.py), even as root")
+    parser.set_defaults(link="auto")
     parser.add_argument("--platform-ms", type=float, default=0.0, metavar="MS",
                         help="the fake platform's own response time in the `wan` item "
                              "(default: 0)")

@@ -1,11 +1,16 @@
 """Item 8 of bench/run.py, ``wan``: connection times and three user workloads over an emulated
 WAN link (issue 16, item 3). bench/README.md describes the rows.
 
-The throwaway sshd (tests/loopback.py) sits behind one relay (bench/relay.py: a delay per
-direction, a rate, the TCP handshake's round trip) and the fake platform (tests/fakeplatform.py),
-served over HTTPS with a throwaway CA, behind another; the job's ready line names the relay's
-port. Per RTT, every round runs each subject once, in a shuffled order: direct ssh (unmultiplexed
-and multiplexed), the static alias (``add --from-log``), the hook's alias (``install``; warm, cold)
+The link is one of two. As root, when the kernel has netem (``--netns``, the default then):
+the throwaway sshd (tests/loopback.py) and the fake platform (tests/fakeplatform.py), served over
+HTTPS with a throwaway CA, listen in a network namespace (bench/netns.py) whose veth pair has
+``tc netem`` on both ends, the clients on the host. Otherwise (``--relay``, or the namespace
+failed): each server sits behind a relay on loopback (bench/relay.py: a delay per direction, a
+rate, the TCP handshake's round trip). The job's ready line names the address and port the
+clients dial.
+
+Per RTT, every round runs each subject once, in a shuffled order: direct ssh (unmultiplexed and
+multiplexed), the static alias (``add --from-log``), the hook's alias (``install``; warm, cold)
 unmultiplexed and as the tool writes it, and the workloads through each route.
 """
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import netns  # bench/netns.py
 import run  # bench/run.py: statistics, sandboxes, the report's rows
 from run import MB, BenchError, Ctx, ItemResult, Row, Sandbox, fmt_ratio
 from tests import loopback
@@ -70,8 +76,9 @@ class RelayProcess:
             self.process.wait(5)
 
 
-def make_tls(folder: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca.pem, cert, key)."""
+def make_tls(folder: Path, host: str = loopback.HOST) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for ``host`` (an IP address) signed by it:
+    (ca.pem, cert, key)."""
     import ipaddress
 
     from cryptography import x509
@@ -97,13 +104,13 @@ def make_tls(folder: Path) -> tuple[Path, Path, Path]:
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
             .issuer_name(ca_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                [x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
@@ -311,28 +318,51 @@ class Subject:
 
 @contextlib.contextmanager
 def link(ctx: Ctx, server: loopback.SSHServer, platform: Any, rtt_ms: float,
-         rate_mbit: float) -> Iterator[tuple[RelayProcess, RelayProcess]]:
+         rate_mbit: float, net: netns.Namespace | None) -> Iterator[tuple[int, int]]:
+    """The ports the clients dial on ``server.host`` for the sshd and the platform: the
+    servers' own through the namespace's veth, shaped for this RTT, or two relays'."""
+    api_port = int(platform._server.server_address[1])
+    if net is not None:
+        try:
+            net.shape(rtt_ms / 2, rate_mbit)
+        except netns.NetnsError as exc:
+            raise BenchError(str(exc)) from exc
+        yield server.port, api_port
+        return
     ssh_relay = RelayProcess.start(ctx.python, server.port, rtt_ms / 2, rate_mbit)
     try:
-        api_relay = RelayProcess.start(ctx.python, platform._server.server_address[1],
-                                       rtt_ms / 2, rate_mbit)
+        api_relay = RelayProcess.start(ctx.python, api_port, rtt_ms / 2, rate_mbit)
         try:
-            yield ssh_relay, api_relay
+            yield ssh_relay.port, api_relay.port
         finally:
             api_relay.stop()
     finally:
         ssh_relay.stop()
 
 
+def network(stack: contextlib.ExitStack, mode: str) -> tuple[netns.Namespace | None, str]:
+    """The namespace for ``mode`` ("netns", "relay", "auto": the namespace when it can be
+    made), entered on ``stack``; None for the relay, with the reason the namespace was not
+    used ("" when --relay asked for it)."""
+    if mode == "relay":
+        return None, ""
+    try:
+        return stack.enter_context(netns.namespace()), ""
+    except netns.NetnsError as exc:
+        if mode == "netns":
+            raise BenchError(f"--netns: {exc}") from exc
+        return None, " ".join(str(exc).split())
+
+
 def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counter,
                 rtt_ms: float, rate_mbit: float, ca: Path, data: Payloads,
-                rounds: int, passes: int) -> dict[str, Any]:
+                rounds: int, passes: int, net: netns.Namespace | None) -> dict[str, Any]:
     job = f"Wan{rtt_ms:g}".replace(".", "x")
     alias = f"rescale-{job}"
-    with link(ctx, server, platform, rtt_ms, rate_mbit) as (ssh_relay, api_relay):
-        platform.add_job(job, user=server.user, host=server.host, port=ssh_relay.port,
+    with link(ctx, server, platform, rtt_ms, rate_mbit, net) as (ssh_port, api_port):
+        platform.add_job(job, user=server.user, host=server.host, port=ssh_port,
                          workdir=str(data.remote))
-        endpoint = Endpoint(f"https://127.0.0.1:{api_relay.port}", platform.api_key)
+        endpoint = Endpoint(f"https://{server.host}:{api_port}", platform.api_key)
         # HOME under a short folder: the tool's ControlPath (<state>/mux/%n) must fit in a Unix
         # socket's path (~104 bytes, with the 17 characters ssh adds while it makes one), or
         # ssh disables multiplexing; in the run's folder it did not fit at 150 ms.
@@ -340,7 +370,7 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
         boxes = {name: Sandbox(ctx, f"{name[0]}{rtt_ms:g}", platform=endpoint, base=short,
                                identity=server.client_key) for name in ("static", "hook", "cold")}
         for box in boxes.values():
-            box.env.update(REQUESTS_CA_BUNDLE=str(ca), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+            box.env.update(REQUESTS_CA_BUNDLE=str(ca), NO_PROXY=server.host, no_proxy=server.host)
         boxes["static"].config.write_text("# nothing of my own\n")
         boxes["static"].cli("add", job, "--from-log", platform.jobs[job].ready_line())
         boxes["hook"].install("# nothing of my own\n")
@@ -355,11 +385,11 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
         direct_host = f"{server.user}@{server.host}"
         routes = {
             "direct": Route("direct", ssh, scp, direct_config, direct_host, boxes["hook"].env,
-                            NO_MUX, ssh_relay.port),
+                            NO_MUX, ssh_port),
             "direct_mux": Route("direct_mux", ssh, scp, direct_config, direct_host,
                                 boxes["hook"].env,
                                 ["-o", "ControlMaster=auto", "-o", f"ControlPath={mux_dir}/%C",
-                                 "-o", "ControlPersist=60"], ssh_relay.port),
+                                 "-o", "ControlPersist=60"], ssh_port),
             "static": Route("static", ssh, scp, boxes["static"].config, alias,
                             boxes["static"].env, ["-o", "BatchMode=yes"]),
             "static_nomux": Route("static_nomux", ssh, scp, boxes["static"].config, alias,
@@ -441,6 +471,7 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
         for route in routes.values():
             route.exit_master()
     return {"times": {name: s.times for name, s in subjects.items()},
+            "link": net.shaped if net is not None else "relay",
             "cold_requests": requests, "cold_tls_connections": handshakes,
             "tool_multiplexes": tool_muxes, "rounds": rounds}
 
@@ -466,7 +497,7 @@ def report(result: ItemResult, rtt_ms: float, size: int, found: dict[str, Any]) 
 
     direct = f"direct {run.fmt_time(times['direct'])}"
     labels = {
-        "direct": "`ssh -p PORT user@127.0.0.1 true` (direct, unmultiplexed)",
+        "direct": "`ssh -p PORT user@ADDRESS true` (direct, unmultiplexed)",
         "direct_mux": "direct, multiplexed, later connection (master up)",
         "static_first": "static alias (`add --from-log`), first connection",
         "static_later": "static alias, later connection, unmultiplexed",
@@ -546,10 +577,16 @@ def bench_wan(ctx: Ctx) -> ItemResult:
     rate = float(args.rate)
     rounds = ctx.reps(3, 2)
     size = (10 if ctx.quick else 30) * MB
-    ca, cert, key = make_tls(ctx.root / "wan-tls")
-    server = loopback.start_sshd(ctx.root / "wan-sshd")
     found: dict[str, Any] = {}
-    try:
+    with contextlib.ExitStack() as stack:  # the namespace (if any) goes last
+        net, unused = network(stack, getattr(args, "link", "auto"))
+        host = net.address if net is not None else loopback.HOST
+        # The servers' sockets in the namespace; the clients (this thread after) on the host.
+        inside = net.entered if net is not None else contextlib.nullcontext
+        ca, cert, key = make_tls(ctx.root / "wan-tls", host)
+        with inside():
+            server = loopback.start_sshd(ctx.root / "wan-sshd", host=host)
+        stack.callback(server.stop)
         base = ctx.fast_root / "wan"
         data = Payloads(small=base / "small", big=base / "big.bin", bulk=base / "bulk.bin",
                         remote=base / "remote", local=base / "local")
@@ -559,22 +596,34 @@ def bench_wan(ctx: Ctx) -> ItemResult:
             (data.small / f"f{i:03d}.txt").write_bytes(random.randbytes(SMALL_FILE_BYTES))
         run.write_payload(data.big, SCP_BYTES)
         run.write_payload(data.bulk, size)
-        with run.fake_platform(float(args.platform_ms) / 1000) as platform:
-            tls = serve_tls(platform, cert, key)
-            for rtt_ms in rtts:
-                started = time.monotonic()
-                found[f"{rtt_ms:g}"] = measure_rtt(ctx, server, platform, tls, rtt_ms, rate,
-                                                   ca, data, rounds, 2 if ctx.quick else 1)
-                found[f"{rtt_ms:g}"]["seconds"] = time.monotonic() - started
-    finally:
-        server.stop()
+        with inside():
+            platform = stack.enter_context(run.fake_platform(float(args.platform_ms) / 1000,
+                                                             host=host))
+        tls = serve_tls(platform, cert, key)
+        for rtt_ms in rtts:
+            started = time.monotonic()
+            found[f"{rtt_ms:g}"] = measure_rtt(ctx, server, platform, tls, rtt_ms, rate,
+                                               ca, data, rounds, 2 if ctx.quick else 1, net)
+            found[f"{rtt_ms:g}"]["seconds"] = time.monotonic() - started
     for rtt_ms in rtts:
         report(result, rtt_ms, size, found[f"{rtt_ms:g}"])
     some = next(iter(found.values()))
+    if net is not None:
+        link_line = (
+            f"Link: netns + netem: the sshd and the fake platform (HTTPS with a throwaway CA, "
+            f"`REQUESTS_CA_BUNDLE`) listen in the network namespace `{net.name}` on "
+            f"{net.address}, the clients on the host at {net.host_address}, through a veth pair "
+            f"with `tc qdisc … root netem` on both ends (each direction: "
+            + "; ".join(f"{r:g} ms: `{found[f'{r:g}']['link']}`" for r in rtts)
+            + "), the kernel's TCP over it (handshake, slow start)")
+    else:
+        link_line = (
+            "Link: relay: bench/relay.py in front of the sshd and of the fake platform (HTTPS "
+            "with a throwaway CA, `REQUESTS_CA_BUNDLE`), one-way delay RTT/2 each direction, "
+            f"{rate:g} Mbit/s each direction, the TCP handshake's round trip emulated"
+            + (f" (`--netns` not used: {unused})" if unused else ""))
     result.notes.append(
-        f"Link: bench/relay.py in front of the sshd and of the fake platform (HTTPS with a "
-        f"throwaway CA, `REQUESTS_CA_BUNDLE`), one-way delay RTT/2 each direction, "
-        f"{rate:g} Mbit/s each direction, the TCP handshake's round trip emulated; the platform "
+        f"{link_line}; the platform "
         f"adds {float(args.platform_ms):g} ms to every answer. {rounds} rounds per RTT, every "
         f"subject once a round (a connection {'twice' if ctx.quick else 'once'}) in a shuffled "
         f"order (about "
@@ -590,6 +639,7 @@ def bench_wan(ctx: Ctx) -> ItemResult:
         + " API requests and TLS connections of the cold hook per run: "
         + "; ".join(f"{r:g} ms: {found[f'{r:g}']['cold_requests']}, "
                     f"{found[f'{r:g}']['cold_tls_connections']}" for r in rtts) + ".")
-    result.raw = {"rtts_ms": rtts, "rate_mbit": rate, "bulk_bytes": size, "rounds": rounds,
+    result.raw = {"link": "netns" if net is not None else "relay", "netns_unused": unused,
+                  "rtts_ms": rtts, "rate_mbit": rate, "bulk_bytes": size, "rounds": rounds,
                   "platform_ms": float(args.platform_ms), "per_rtt": found}
     return result

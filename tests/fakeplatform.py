@@ -330,7 +330,7 @@ class FakeJob:
 
 
 class FakePlatform:
-    def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
+    def __init__(self, api_key: str = DEFAULT_API_KEY, host: str = "127.0.0.1") -> None:
         self.api_key = api_key
         self.max_page_size = 100
         self.latency = 0.0
@@ -352,9 +352,9 @@ class FakePlatform:
         self._arrived = threading.Condition(self._lock)  # notified at each request (Await)
         self._closing = threading.Event()
         self._connections: set[socket.socket] = set()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, 0), _Handler)  # host: the WAN benchmark's namespace
         self._server.platform = self
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.base_url = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )

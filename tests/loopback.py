@@ -167,10 +167,12 @@ def _accepts_ssh(host: str, port: int) -> bool:
 
 
 def start_sshd(root: Path, *, client_key: Path | None = None, port: int | None = None,
-               attempts: int = 3, find: Callable[[str], str] | None = None) -> SSHServer:
+               attempts: int = 3, find: Callable[[str], str] | None = None,
+               host: str = HOST) -> SSHServer:
     """Start an sshd with fresh host keys in ``root`` (created). ``client_key`` is authorized
     (a new one is made when None). ``port`` defaults to a free one. ``find`` locates programs
-    (default :func:`program`). Raises SSHDError."""
+    (default :func:`program`). ``host``: the address it listens on (the WAN benchmark's
+    network namespace has its own). Raises SSHDError."""
     find = find or program
     sshd = find("sshd")  # an absolute path: sshd re-executes itself and insists on one
     root.mkdir(parents=True, exist_ok=True)
@@ -189,7 +191,7 @@ def start_sshd(root: Path, *, client_key: Path | None = None, port: int | None =
         chosen = port if port is not None else free_port()
         config = root / "sshd_config"
         config.write_text(_SSHD_CONFIG.format(
-            host=HOST, port=chosen, host_key=host_key, pid_file=root / "sshd.pid",
+            host=host, port=chosen, host_key=host_key, pid_file=root / "sshd.pid",
             authorized_keys=authorized, user=user,
         ))
         _run([sshd, "-t", "-f", str(config)])  # a config error is reported plainly
@@ -199,12 +201,12 @@ def start_sshd(root: Path, *, client_key: Path | None = None, port: int | None =
                 [sshd, "-D", "-e", "-f", str(config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
-        server = SSHServer(host=HOST, port=chosen, user=user, client_key=client_key,
+        server = SSHServer(host=host, port=chosen, user=user, client_key=client_key,
                            host_key=host_key, workdir=workdir, root=root, process=process,
                            log_path=log_path)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
-            if _accepts_ssh(HOST, chosen):
+            if _accepts_ssh(host, chosen):
                 return server
             time.sleep(0.05)
         server.stop()
@@ -212,6 +214,6 @@ def start_sshd(root: Path, *, client_key: Path | None = None, port: int | None =
         # Another process took the free port between our probe and sshd's bind: try another.
         if port is None and "Address already in use" in log_text and attempt + 1 < attempts:
             continue
-        raise SSHDError(f"sshd did not accept connections on {HOST}:{chosen} within "
+        raise SSHDError(f"sshd did not accept connections on {host}:{chosen} within "
                         f"{START_TIMEOUT:.0f} s (exit {process.returncode}); its log:\n{log_text}")
     raise SSHDError("unreachable")
