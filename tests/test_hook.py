@@ -90,7 +90,8 @@ def test_install_and_uninstall_leave_the_file_as_it_was(
     # The Match needs no exclusion for a static job (its HostName is set); the added job's
     # host-key policy names it, and its connections go through the proxy (issue 16).
     python, launcher = toolfiles.program()
-    proxy = (f"Match originalhost rescale-Fotxeb exec \"test -x '{python}' -a -f '{launcher}'\"\n"
+    proxy = ("Match originalhost \"rescale-Fotxeb,!*'*\" "
+             f"exec \"test -x '{python}' -a -f '{launcher}'\"\n"
              f"    ProxyCommand '{python}' -I -S '{launcher}' proxy %h %p\n"
              "    ProxyUseFdpass yes\n")
     assert included_text(isolated_home) == hook_lines.replace(

@@ -211,7 +211,7 @@ def included_file(ssh_config: Path) -> Path:
 def hook_command(ssh_config: Path) -> str:
     """The exec argument of the hook's Match line, as a parser that unquotes it sees it."""
     lines = [line for line in included_file(ssh_config).read_text().splitlines()
-             if line.startswith("Match originalhost ") and " exec " in line]
+             if line.startswith("Match originalhost ") and " host " in line]
     assert len(lines) == 1, lines
     words = shlex.split(lines[0])
     assert words[1] == "originalhost" and words[3] == "host" and words[5] == "exec", words
@@ -326,7 +326,13 @@ def test_npm_ssh_config_parses_our_match_as_a_section(
     proc = subprocess.run([npm_parser[0], "-e", script, str(included_file(ssh_config))], cwd=JS,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    (hook,) = json.loads(proc.stdout)
+    matches = json.loads(proc.stdout)
+    # The static aliases' route through the proxy (only while its program is there), then the
+    # hook's.
+    route, hook = matches
+    assert list(route["criteria"]) == ["originalhost", "exec"]
+    assert set(route["criteria"]["originalhost"].split(",")) == {*ALIASES, "!*'*"}
+    assert [param for param, _ in route["config"]] == ["ProxyCommand", "ProxyUseFdpass"]
     first, *negated = hook["criteria"]["originalhost"].split(",")
     assert first == "rescale-*"
     assert negated == ["!*'*"], negated

@@ -83,7 +83,10 @@ def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] =
             f"{'-x' if index == 0 else '-f'} {shell_word(word, field='rescale-ssh program')}"
             for index, word in enumerate(w for w in proxy if w not in ("-I", "-S")))
         lines += [
-            f'Match originalhost {",".join(aliases)} exec "test {present}"',
+            # !*'*: a negation no alias matches, which makes the list a pattern: IDE parsers
+            # (VS Code Remote-SSH lists a Match's plain originalhost list as one host,
+            # microsoft/vscode-remote-release#11064) leave it out of their host lists.
+            f'Match originalhost "{",".join(aliases)},!*\'*" exec "test {present}"',
             f"    ProxyCommand {command(proxy)} proxy %h %p",
             "    ProxyUseFdpass yes",
         ]
@@ -132,7 +135,7 @@ def persist_of(text: str | None) -> str | None:
 
 def static_proxy(text: str | None) -> bool:
     """The static aliases connect through the proxy in an ssh.conf this module wrote."""
-    return any(line.startswith("Match originalhost rescale-") and " exec \"test " in line
+    return any(line.startswith('Match originalhost "rescale-') and " exec \"test " in line
                for line in (text or "").split("\n"))
 
 

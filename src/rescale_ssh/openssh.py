@@ -11,6 +11,7 @@ the hook's Match live in the tool's own file (included.py). See README, "OpenSSH
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -49,10 +50,17 @@ def parse(banner: str) -> tuple[int, int] | None:
 
 
 def client() -> Client | None:
-    """The ssh on PATH and what ``ssh -V`` says of itself; None when there is no ssh."""
+    """The ssh on PATH and what ``ssh -V`` says of itself; None when there is no ssh. Asked
+    once per ssh program and process: a command that writes the config asks several times
+    (the version check, connection sharing), under the config's lock."""
     path = programs.which("ssh")
     if path is None:
         return None
+    return _client(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _client(path: str) -> Client:
     proc = programs.run([path, "-V"], timeout=10)
     banner = " ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines())
     return Client(path=path, version=parse(banner), banner=banner)
