@@ -10,41 +10,32 @@ timeouts are retried with exponential backoff a bounded number of times; 401/403
 project's errors. JSON that is hostile (nested too deeply, numbers out of range, a key given
 twice in one object) is a :class:`PlatformError` for that call, never another exception.
 
-Our credentials only: the session ignores ``~/.netrc`` (requests would replace our
-``Authorization`` header with its password) and every other setting requests takes from the
-environment, except those corporate networks need: ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``
-(either case) and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``. A process that builds a client
-dumps no core (hardening.py). The API key goes only into the ``Authorization`` header, never
-into a log line or message.
+Sending one GET is a transport's (transport.py): requests for the commands, the standard
+library for the hook's cold path (``transport=STDLIB``: no requests imported). Our credentials
+only: neither reads ``~/.netrc`` nor any setting from the environment but those corporate
+networks need: ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (either case; the standard library's
+transport is not used with any proxy variable set) and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``.
+A process that builds a client dumps no core (hardening.py). The API key goes only into the
+``Authorization`` header, never into a log line or message.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import logging
 import math
-import os
 import random
-import socket
 import threading
 import time
-import urllib.request
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-import requests.adapters
-import requests.utils
-import urllib3
-import urllib3.connection
-
 from rescale_ssh import __version__, hardening, validate
 from rescale_ssh.errors import AuthError, NotFoundError, PlatformError
 from rescale_ssh.preconnect import Spare
+from rescale_ssh.transport import REQUESTS, STDLIB, WATCHDOG, Answer, Transient, Transport, Watch
 
 log = logging.getLogger("rescale_ssh.client")
 
@@ -53,7 +44,6 @@ PAGE_SIZE = 100
 # Hostile JSON (issue 14): the platform's answers nest a few levels and carry small numbers.
 MAX_DEPTH = 64  # deeper is refused (repr or str of it later could exhaust the stack)
 MAX_DIGITS = 64  # an integer longer is refused (Python's own limit is 4,300, and slow)
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # requests' order
 
 
 def auth_header(api_key: str) -> str:
@@ -98,6 +88,7 @@ class Client:
         key_source: str | None = None,
         progress: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
         spare: Spare | None = None,
+        transport: str | Transport = REQUESTS,
     ) -> None:
         hardening.no_core_dumps()  # before the key is kept anywhere
         # Where the key came from (RESCALE_API_KEY, or a profile of a file): a 401 names it.
@@ -112,10 +103,7 @@ class Client:
             "Accept": "application/json",
             "User-Agent": f"rescale-ssh/{__version__}",
         }
-        # One requests.Session per thread (a Session is not thread-safe): `sync` and `jobs`
-        # fetch several jobs' instances at once through a bounded pool.
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._local = threading.local()  # .watch: this thread's connections (transport.py)
         self._lock = threading.Lock()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -128,37 +116,16 @@ class Client:
         self.max_pages = max_pages
         self._sleep = sleep
         self._api_key = api_key  # only to mask it in what the platform sends back
-        self._proxies = _proxies(self.base_url)  # every URL we follow is on this origin
         self.requests_made = 0
         # Connections to the platform opened before this client was (preconnect.py): the
         # first requests take them instead of opening their own.
         self._spare = spare
-
-    @property
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            # Nothing from the environment but what _proxies and _ca_bundle read: no
-            # ~/.netrc (it would replace our Authorization header and send its password).
-            session.trust_env = False
-            session.verify = _ca_bundle()
-            for prefix in ("https://", "http://"):
-                session.mount(prefix, _Adapter())
-            session.headers.update(self._headers)
-            self._local.session = session
-            self._local.watch = _Watch()
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        self._transport = _transport(transport, self.base_url, spare)
 
     def close(self) -> None:
         if self._spare is not None:
             self._spare.close()
-        with self._lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self
@@ -243,15 +210,15 @@ class Client:
                 break
             attempts += 1
             try:
-                status, headers, body = self._attempt(url, params, call)
-            except _Transient as exc:
+                status, retry_after, body = self._attempt(url, params, call)
+            except Transient as exc:
                 last_problem = str(exc)
                 if not self._pause(attempt, None, call):
                     break
                 continue
             if status in RETRY_STATUSES:
                 last_problem = f"HTTP {status}"
-                if not self._pause(attempt, headers.get("Retry-After"), call):
+                if not self._pause(attempt, retry_after, call):
                     break
                 continue
             call.used += len(body)
@@ -272,43 +239,44 @@ class Client:
 
     def _attempt(
         self, url: str, params: dict[str, Any] | None, call: _Call
-    ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
+    ) -> tuple[int, str | None, bytes]:
+        """One GET: its status, its Retry-After, its body."""
         with self._lock:
             self.requests_made += 1
-        session = self._session
-        watch: _Watch = self._local.watch
+        watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is None:
+            watch = self._local.watch = Watch()
         remaining = max(0.01, call.remaining())
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         # The socket timeouts bound each wait for a byte, not a trickle of them: at the
         # deadline the watchdog shuts the connection down, which ends any read.
         watch.fired = False
-        _current.watch = watch
-        _current.spare = self._spare
         t0 = time.monotonic()
-        armed = _WATCHDOG.arm(call.ends, watch)
+        armed = WATCHDOG.arm(call.ends, watch)
         try:
-            with session.get(url, params=params, timeout=timeout, stream=True,
-                             proxies=self._proxies) as response:
-                body = self._read(response, call)
+            with self._transport.send(url, params, self._headers, timeout, watch) as answer:
+                body = self._read(answer, call)
                 if watch.fired:  # cut at the deadline: what was read may look complete
-                    raise _Transient("timed out")
-                log.debug("GET %s -> %s (%.0f ms, %d bytes)", response.url, response.status_code,
+                    raise Transient("timed out")
+                log.debug("GET %s -> %s (%.0f ms, %d bytes)", answer.url, answer.status,
                           (time.monotonic() - t0) * 1000, len(body))
-                return response.status_code, response.headers, body
-        except requests.Timeout:
-            log.debug("GET %s -> timed out", url)
-            raise _Transient("timed out") from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            log.debug("GET %s -> %s", url, type(exc).__name__)
-            raise _Transient("timed out" if watch.fired else _describe(exc)) from None
+                return answer.status, answer.header("Retry-After"), body
+        except (Transient, PlatformError):
+            raise
+        except Exception as exc:
+            problem = self._transport.problem(exc)
+            if problem is None:
+                raise
+            log.debug("GET %s -> %s", url, "timed out" if problem == "timed out"
+                      else type(exc).__name__)
+            raise Transient("timed out" if watch.fired else problem) from None
         finally:
-            _WATCHDOG.disarm(armed)
-            _current.watch = None
+            WATCHDOG.disarm(armed)
 
-    def _read(self, response: requests.Response, call: _Call) -> bytes:
+    def _read(self, answer: Answer, call: _Call) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(64 * 1024):
+        for chunk in answer.chunks(64 * 1024):
             size += len(chunk)
             if call.used + size > self.max_body:
                 raise PlatformError(
@@ -317,7 +285,7 @@ class Client:
                     "a proxy may be in the way (check --platform); report this if it persists",
                 )
             if call.remaining() <= 0:
-                raise _Transient("the answer arrived too slowly")
+                raise Transient("the answer arrived too slowly")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -371,8 +339,18 @@ class Client:
         return _detail(body, secret=self._api_key)
 
 
-class _Transient(Exception):
-    """A failure worth retrying: no connection, reset, timeout, truncated body."""
+def _transport(kind: str | Transport, base_url: str, spare: Spare | None) -> Transport:
+    if not isinstance(kind, str):
+        return kind
+    if kind == STDLIB:
+        from rescale_ssh.transport_stdlib import StdlibTransport
+
+        return StdlibTransport(spare)
+    if kind != REQUESTS:
+        raise ValueError(f"no transport {kind!r}")
+    from rescale_ssh.transport_requests import RequestsTransport  # imports requests: ~100 ms
+
+    return RequestsTransport(base_url, spare)
 
 
 # -- hostile JSON -------------------------------------------------------------------------------
@@ -442,160 +420,6 @@ def _too_deep(data: Any) -> bool:
     return False
 
 
-# -- what we take from the environment ----------------------------------------------------------
-
-
-def _proxies(url: str) -> dict[str, str]:
-    """The proxy for ``url`` from HTTPS_PROXY/HTTP_PROXY (either case; lower case wins, as in
-    curl), none when NO_PROXY names its host. ALL_PROXY and other schemes' are not read."""
-    if requests.utils.should_bypass_proxies(url, no_proxy=None):
-        return {}
-    found = urllib.request.getproxies()
-    return {scheme: found[scheme] for scheme in ("http", "https") if found.get(scheme)}
-
-
-def _ca_bundle() -> str | bool:
-    """REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE (a file or a folder), else requests' own."""
-    for variable in CA_BUNDLE_VARIABLES:
-        value = os.environ.get(variable)
-        if value:
-            return value
-    return True
-
-
-# -- deadlines that a trickle of bytes cannot stretch -------------------------------------------
-
-_current = threading.local()  # .watch: the _Watch of the request this thread is making
-
-
-class _Watch:
-    """The connections one thread's session opened. :meth:`expire` (the watchdog, at the
-    attempt's deadline) shuts them down: a read blocked on a socket returns at once, however
-    the bytes trickle. (A TLS handshake, while the socket is not yet the connection's, is
-    bounded by the socket timeout: CPython applies it to the handshake as a whole.)"""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._connections: weakref.WeakSet[urllib3.connection.HTTPConnection] = weakref.WeakSet()
-        self.fired = False
-
-    def opened(self, connection: urllib3.connection.HTTPConnection) -> None:
-        with self._lock:
-            self._connections.add(connection)
-
-    def expire(self) -> None:
-        with self._lock:
-            self.fired = True
-            for connection in list(self._connections):
-                sock = getattr(connection, "sock", None)
-                if sock is None:
-                    continue
-                with contextlib.suppress(OSError, ValueError, TypeError):
-                    # The plain socket's shutdown, also under TLS (SSLSocket's own would drop
-                    # its SSL object while another thread reads through it).
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _Watchdog:
-    """One thread for every deadline of the process (a timer thread per request would cost
-    more than the request): at each armed deadline, the watch's connections are shut down."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._armed: dict[object, tuple[float, _Watch]] = {}
-        self._wakes = math.inf  # when the thread wakes up next
-        self._thread: threading.Thread | None = None
-
-    def arm(self, ends: float, watch: _Watch) -> object:
-        token = object()
-        with self._cond:
-            self._armed[token] = (ends, watch)
-            if self._thread is None or not self._thread.is_alive():  # also after a fork
-                self._thread = threading.Thread(target=self._run, name="rescale-ssh deadlines",
-                                                daemon=True)
-                self._wakes = ends
-                self._thread.start()
-            elif ends < self._wakes:
-                self._wakes = ends
-                self._cond.notify()
-        return token
-
-    def disarm(self, token: object) -> None:
-        with self._cond:
-            self._armed.pop(token, None)
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                for token, (ends, watch) in list(self._armed.items()):
-                    if ends <= now:
-                        del self._armed[token]
-                        watch.expire()
-                self._wakes = min((ends for ends, _ in self._armed.values()), default=math.inf)
-                self._cond.wait(None if self._wakes == math.inf else self._wakes - now)
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _opened(connection: urllib3.connection.HTTPConnection) -> None:
-    watch: _Watch | None = getattr(_current, "watch", None)
-    if watch is not None:
-        watch.opened(connection)
-
-
-def _spare_for(connection: urllib3.connection.HTTPConnection) -> socket.socket | None:
-    """A connection preconnect.py opened to where ``connection`` goes (not through a proxy)."""
-    spare: Spare | None = getattr(_current, "spare", None)
-    if spare is None or connection._tunnel_host is not None:
-        return None
-    sock = spare.take(connection.host, connection.port)
-    if sock is not None:
-        sock.settimeout(connection.timeout)
-    return sock
-
-
-class _HTTPConnection(urllib3.connection.HTTPConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = _spare_for(self) or super()._new_conn()
-        _opened(self)
-        return sock
-
-
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = _spare_for(self) or super()._new_conn()
-        _opened(self)
-        return sock
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Adapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, its connections watched (direct and through an HTTP proxy)."""
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
-                         **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):  # not SOCKS: it has pools of its own
-            manager.pool_classes_by_scheme = _POOLS
-        return manager
-
-
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -609,35 +433,14 @@ def _size(limit: int) -> str:
     return f"{limit // mib} MiB" if limit >= mib else f"{max(1, limit // 1024)} KiB"
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS error"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the answer was cut off"
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return "the proxy failed (check HTTPS_PROXY)"
-    if isinstance(exc, requests.ConnectionError):
-        text = str(exc)
-        if "Read timed out" in text:
-            return "timed out"
-        if "refused" in text:
-            return "connection refused"
-        if "reset" in text.lower() or "aborted" in text.lower():
-            return "connection reset"
-        if "resolve" in text.lower() or "Name or service" in text:
-            return "host name not found"
-        return "connection failed"
-    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
-        return "the answer was cut off"
-    return type(exc).__name__
-
-
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
         return float(value) if len(value) < 12 else None
+    import email.utils  # ~7 ms: only for a date
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError):

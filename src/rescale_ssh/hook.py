@@ -230,15 +230,25 @@ def refresh(
 
 
 def resolve(conf: HookConf, job: str, budget: float) -> Entry:
-    """The cold path: this is where the hook may import requests."""
+    """The cold path. Through the standard library's transport (no requests: ~100 ms of
+    imports), but with a proxy variable set, which only requests follows."""
     if budget <= 0.5:
         return Entry(state=FAILED, resolved=time.time(), code=ExitCode.UNAVAILABLE,
                      reason=f"no time left to resolve job {job}", hint="try again")
-    from rescale_ssh import preconnect
+    from rescale_ssh import preconnect, transport_stdlib
+    from rescale_ssh.transport import REQUESTS, Transport
 
     # Two: the instances and the logs are asked for at once (resolver.py).
     spare = preconnect.start(conf.platform, count=2, timeout=min(5.0, budget / 2))
-    enable_site_packages()
+    enable_site_packages()  # requests, or certifi's CA bundle
+    if transport_stdlib.usable():
+        # The CA bundle loads while the rest is imported (the default platform is https).
+        tls = transport_stdlib.TLS()
+        if not conf.platform.lower().startswith("http://"):
+            tls.ahead()
+        channel: str | Transport = transport_stdlib.StdlibTransport(spare, tls)
+    else:
+        channel = REQUESTS
     from rescale_ssh import validate
     from rescale_ssh.account import key_source
     from rescale_ssh.client import Client
@@ -269,6 +279,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
             max_body=8 * 1024 * 1024,
             key_source=key_source(settings)[0],
             spare=spare,  # taken only for the platform's own host and port
+            transport=channel,
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:

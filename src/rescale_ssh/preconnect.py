@@ -15,6 +15,11 @@ PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "al
                    "ALL_PROXY")
 
 
+def proxied() -> bool:
+    """A proxy variable is set: connections go through a proxy (requests' business)."""
+    return any(os.environ.get(name) for name in PROXY_VARIABLES)
+
+
 class Spare:
     """``count`` connections to ``host`` port ``port``, each opened by a thread of its own;
     :meth:`take` hands one over (waiting for it while it is being opened)."""
@@ -61,7 +66,7 @@ class Spare:
 def start(platform: str, *, count: int, timeout: float) -> Spare | None:
     """Spare connections for ``platform`` (a URL), or None where they would not be used."""
     scheme = platform.partition("://")[0].lower()
-    if scheme not in ("https", "http") or any(os.environ.get(name) for name in PROXY_VARIABLES):
+    if scheme not in ("https", "http") or proxied():
         return None
     from urllib.parse import urlsplit
 
