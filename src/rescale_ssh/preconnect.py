@@ -1,6 +1,6 @@
-"""TCP connections to the platform opened while the hook's cold path imports requests (~100 ms
-of CPU, more than a round trip on a distant link): the first requests then start with their TLS
-handshake (issue 16). Only for a platform reached directly (no proxy variable set) whose host
+"""TCP connections to the platform opened while the hook's cold path imports what it needs (the
+client, ssl, the CA bundle: tens of ms of CPU, about a round trip on a distant link): the first
+requests then start with their TLS handshake (issue 16). Only for a platform reached directly (no proxy variable set) whose host
 name is valid; a connection that fails or is not taken costs nothing but itself. Standard
 library only.
 """
