@@ -1,8 +1,8 @@
 """TCP connections to the platform opened while the hook's cold path imports what it needs (the
 client, ssl, the CA bundle: tens of ms of CPU, about a round trip on a distant link): the first
-requests then start with their TLS handshake (issue 16). Only for a platform reached directly (no proxy variable set) whose host
-name is valid; a connection that fails or is not taken costs nothing but itself. Standard
-library only.
+requests then start with their TLS handshake (issue 16). Only for a platform reached directly
+(no proxy variable set) whose host name is valid; a connection that fails or is not taken costs
+nothing but itself. Standard library only.
 """
 
 from __future__ import annotations
