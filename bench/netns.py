@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 PREFIX = "rsbench-"
 NETWORK = ipaddress.ip_network("10.213.0.0/16")
@@ -79,6 +79,9 @@ def netem_limit(delay_ms: float, rate_mbit: float) -> int:
     return max(MIN_LIMIT, math.ceil(2 * packets))
 
 
+_N = TypeVar("_N", bound="Namespace")
+
+
 @dataclass
 class Namespace:
     name: str
@@ -89,7 +92,7 @@ class Namespace:
     shaped: str = ""  # the netem line last applied, for the report
 
     @classmethod
-    def for_pid(cls, pid: int) -> Namespace:
+    def for_pid(cls: type[_N], pid: int) -> _N:
         index = pid % (NETWORK.num_addresses // 4)  # a /30 per pid
         base = int(NETWORK.network_address) + 4 * index
         return cls(f"{PREFIX}{pid}", f"rsb{pid}h", f"rsb{pid}n",
@@ -102,6 +105,18 @@ class Namespace:
     def create(self) -> None:
         """The namespace, the veth pair and their addresses, unshaped (:meth:`shape`).
         Deletes what it made when a step fails."""
+        self.add()
+        try:
+            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.inner_if,
+                "netns", self.name)
+            self.address_links()
+        except BaseException:
+            self.delete()
+            raise
+
+    def add(self) -> None:
+        """The namespace alone (its ``lo`` up), after checking that its name, its subnet and
+        its interfaces' names are free."""
         if self.name in names():
             raise NetnsError(f"a network namespace {self.name} exists already (a leftover?): "
                              f"remove it with `ip netns del {self.name}`")
@@ -113,16 +128,17 @@ class Namespace:
             raise NetnsError(f"an interface {self.host_if} exists already")
         _ip("netns", "add", self.name)
         try:
-            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.inner_if,
-                "netns", self.name)
-            _ip("addr", "add", f"{self.host_address}/30", "dev", self.host_if)
-            _ip("link", "set", self.host_if, "up")
-            _ip("-n", self.name, "addr", "add", f"{self.address}/30", "dev", self.inner_if)
-            _ip("-n", self.name, "link", "set", self.inner_if, "up")
             _ip("-n", self.name, "link", "set", "lo", "up")  # the namespace's own
         except BaseException:
             self.delete()
             raise
+
+    def address_links(self) -> None:
+        """Each end's /30 address, and both ends up (a veth pair's, or bench/tunlink.py's)."""
+        _ip("addr", "add", f"{self.host_address}/30", "dev", self.host_if)
+        _ip("link", "set", self.host_if, "up")
+        _ip("-n", self.name, "addr", "add", f"{self.address}/30", "dev", self.inner_if)
+        _ip("-n", self.name, "link", "set", self.inner_if, "up")
 
     def shape(self, delay_ms: float, rate_mbit: float) -> None:
         """``tc qdisc replace … root netem delay D rate R limit L`` on both ends of the veth:
@@ -197,14 +213,15 @@ def _interrupted(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def namespace(pid: int | None = None) -> Iterator[Namespace]:
+def namespace(pid: int | None = None,
+              kind: type[Namespace] | None = None) -> Iterator[Namespace]:
     """A namespace shaped once (netem tried) for the ``with`` block, deleted at its end
     whatever happens. Raises NetnsError when it cannot be made (not root, no netem, a name
-    taken)."""
+    taken). ``kind``: the link (bench/tunlink.py's TunNamespace: tun devices instead)."""
     if os.geteuid() != 0:
         raise NetnsError("not root: `ip netns add` and `tc` need root")
     remove_leftovers()
-    ns = Namespace.for_pid(os.getpid() if pid is None else pid)
+    ns = (kind or Namespace).for_pid(os.getpid() if pid is None else pid)
     previous: dict[signal.Signals, Any] = {}
     with contextlib.suppress(ValueError):  # not the main thread: signals are not ours to catch
         for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGINT raises KeyboardInterrupt

@@ -1578,7 +1578,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     link = parser.add_mutually_exclusive_group()
     link.add_argument("--netns", dest="link", action="store_const", const="netns",
                       help="`wan`: a network namespace and tc netem (root; the default when "
-                           "it works, else the relay)")
+                           "it works, else --tun, else the relay)")
+    link.add_argument("--tun", dest="link", action="store_const", const="tun",
+                      help="`wan`: a network namespace joined by two tun devices and a delaying "
+                           "forwarder (bench/tunlink.py; root; the default without netem)")
     link.add_argument("--relay", dest="link", action="store_const", const="relay",
                       help="`wan`: the TCP relay on loopback (bench/relay.py), even as root")
     parser.set_defaults(link="auto")

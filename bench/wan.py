@@ -1,13 +1,14 @@
 """Item 8 of bench/run.py, ``wan``: connection times and three user workloads over an emulated
 WAN link (issue 16, item 3). bench/README.md describes the rows.
 
-The link is one of two. As root, when the kernel has netem (``--netns``, the default then):
+The link is one of three. As root, when the kernel has netem (``--netns``, the default then):
 the throwaway sshd (tests/loopback.py) and the fake platform (tests/fakeplatform.py), served over
 HTTPS with a throwaway CA, listen in a network namespace (bench/netns.py) whose veth pair has
-``tc netem`` on both ends, the clients on the host. Otherwise (``--relay``, or the namespace
-failed): each server sits behind a relay on loopback (bench/relay.py: a delay per direction, a
-rate, the TCP handshake's round trip). The job's ready line names the address and port the
-clients dial.
+``tc netem`` on both ends, the clients on the host. As root without netem (``--tun``): the same
+namespace joined by two tun devices and a forwarder process that delays every packet
+(bench/tunlink.py). Otherwise (``--relay``, or no namespace): each server sits behind a relay
+on loopback (bench/relay.py: a delay per direction, a rate, the TCP handshake's round trip).
+The job's ready line names the address and port the clients dial.
 
 Per RTT, every round runs each subject once, in a shuffled order: direct ssh (unmultiplexed and
 multiplexed), the static alias (``add --from-log``), the hook's alias (``install``; warm, cold)
@@ -33,6 +34,7 @@ from typing import Any
 
 import netns  # bench/netns.py
 import run  # bench/run.py: statistics, sandboxes, the report's rows
+import tunlink  # bench/tunlink.py
 from run import MB, BenchError, Ctx, ItemResult, Row, Sandbox, fmt_ratio
 from tests import loopback
 from tests.tls import Counter, make_tls, serve_tls
@@ -260,17 +262,22 @@ def link(ctx: Ctx, server: loopback.SSHServer, platform: Any, rtt_ms: float,
 
 
 def network(stack: contextlib.ExitStack, mode: str) -> tuple[netns.Namespace | None, str]:
-    """The namespace for ``mode`` ("netns", "relay", "auto": the namespace when it can be
-    made), entered on ``stack``; None for the relay, with the reason the namespace was not
-    used ("" when --relay asked for it)."""
+    """The namespace for ``mode`` ("netns", "tun", "relay", "auto": netem, else the tun
+    forwarder, else the relay), entered on ``stack``; None for the relay. The text says why
+    the links before the one chosen were not used ("" when asked for by name)."""
     if mode == "relay":
         return None, ""
-    try:
-        return stack.enter_context(netns.namespace()), ""
-    except netns.NetnsError as exc:
-        if mode == "netns":
-            raise BenchError(f"--netns: {exc}") from exc
-        return None, " ".join(str(exc).split())
+    unused: list[str] = []
+    for name, kind in (("netns", None), ("tun", tunlink.TunNamespace)):
+        if mode not in ("auto", name):
+            continue
+        try:
+            return stack.enter_context(netns.namespace(kind=kind)), "; ".join(unused)
+        except netns.NetnsError as exc:
+            if mode == name:
+                raise BenchError(f"--{name}: {exc}") from exc
+            unused.append(f"`--{name}` not used: " + " ".join(str(exc).split()))
+    return None, "; ".join(unused)
 
 
 def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counter,
@@ -390,7 +397,9 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
         for route in routes.values():
             route.exit_master()
     return {"times": {name: s.times for name, s in subjects.items()},
-            "link": net.shaped if net is not None else "relay",
+            "link": (net.shaped if net is not None else "relay") + (
+                f"; forwarder: {net.take_counts()}" if isinstance(net, tunlink.TunNamespace)
+                else ""),
             "cold_requests": requests, "cold_tls_connections": handshakes,
             "tool_multiplexes": tool_muxes, "rounds": rounds}
 
@@ -527,7 +536,17 @@ def bench_wan(ctx: Ctx) -> ItemResult:
     for rtt_ms in rtts:
         report(result, rtt_ms, size, found[f"{rtt_ms:g}"])
     some = next(iter(found.values()))
-    if net is not None:
+    if isinstance(net, tunlink.TunNamespace):
+        link_line = (
+            f"Link: netns + tun forwarder: the sshd and the fake platform (HTTPS with a "
+            f"throwaway CA, `REQUESTS_CA_BUNDLE`) listen in the network namespace `{net.name}` "
+            f"on {net.address}, the clients on the host at {net.host_address}, joined by two "
+            f"tun devices and bench/tunlink.py's forwarder process, which releases every "
+            f"packet RTT/2 after it came, in order ("
+            + "; ".join(f"{r:g} ms: {found[f'{r:g}']['link']}" for r in rtts)
+            + "), the kernel's TCP on both ends (handshake, slow start, Nagle and delayed "
+            "ACKs on ssh's own socket)" + (f" ({unused})" if unused else ""))
+    elif net is not None:
         link_line = (
             f"Link: netns + netem: the sshd and the fake platform (HTTPS with a throwaway CA, "
             f"`REQUESTS_CA_BUNDLE`) listen in the network namespace `{net.name}` on "
@@ -540,7 +559,7 @@ def bench_wan(ctx: Ctx) -> ItemResult:
             "Link: relay: bench/relay.py in front of the sshd and of the fake platform (HTTPS "
             "with a throwaway CA, `REQUESTS_CA_BUNDLE`), one-way delay RTT/2 each direction, "
             f"{rate:g} Mbit/s each direction, the TCP handshake's round trip emulated"
-            + (f" (`--netns` not used: {unused})" if unused else ""))
+            + (f" ({unused})" if unused else ""))
     result.notes.append(
         f"{link_line}; the platform "
         f"adds {float(args.platform_ms):g} ms to every answer. {rounds} rounds per RTT, every "
@@ -558,7 +577,8 @@ def bench_wan(ctx: Ctx) -> ItemResult:
         + " API requests and TLS connections of the cold hook per run: "
         + "; ".join(f"{r:g} ms: {found[f'{r:g}']['cold_requests']}, "
                     f"{found[f'{r:g}']['cold_tls_connections']}" for r in rtts) + ".")
-    result.raw = {"link": "netns" if net is not None else "relay", "netns_unused": unused,
+    kind = "tun" if isinstance(net, tunlink.TunNamespace) else "netns" if net else "relay"
+    result.raw = {"link": kind, "netns_unused": unused,
                   "rtts_ms": rtts, "rate_mbit": rate, "bulk_bytes": size, "rounds": rounds,
                   "platform_ms": float(args.platform_ms), "per_rtt": found}
     return result

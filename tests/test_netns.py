@@ -53,7 +53,7 @@ def has_netem() -> bool:
 def require_netem() -> None:
     if not has_netem():
         pytest.skip("this kernel has no netem (CONFIG_NET_SCH_NETEM): the benchmark uses its "
-                    "relay here")
+                    "tun link (bench/tunlink.py) here, or its relay")
 
 
 @contextlib.contextmanager
