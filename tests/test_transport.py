@@ -254,6 +254,48 @@ def test_the_stdlib_transport_takes_the_connections_opened_ahead(platform: FakeP
     assert {r.peer for r in platform.requests} == ends
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+def test_the_tls_handshakes_are_done_ahead_too(tls_files: tuple[Path, Path, Path],
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               trusted: bool) -> None:
+    """The hook arms its spare connections with the TLS handshake (another round trip hidden
+    behind its imports): the requests then go out on those very connections, and no other
+    is opened. A handshake that fails ahead (a certificate not trusted) drops that socket:
+    the request opens its own and reports the failure as it would have."""
+    import ssl
+
+    from rescale_ssh import transport_stdlib
+    from rescale_ssh.background import Background
+
+    _, cert, key = tls_files
+    if trusted:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files[0]))
+    with FakePlatform() as platform:
+        accepted = serve_tls(platform, cert, key)
+        url = platform.base_url.replace("http://", "https://")
+        platform.add_job(JOB)
+        tls = transport_stdlib.TLS().ahead()
+        spare = preconnect.start(url, count=2, timeout=5)
+        assert spare is not None
+        host = spare.host
+        spare.arm(lambda sock: tls.context().wrap_socket(sock, server_hostname=host))
+        channel = transport_stdlib.StdlibTransport(spare, tls)
+        if not trusted:
+            with Client(url, platform.api_key, transport=channel, retries=0) as client, \
+                    pytest.raises(RescaleSSHError, match="TLS"):
+                client.get(f"/api/v2/jobs/{JOB}/", what="job")
+            return
+        ahead = [spare.take(host, spare.port) for _ in range(2)]
+        assert all(isinstance(sock, ssl.SSLSocket) for sock in ahead)
+        ends = {sock.getsockname()[:2] for sock in ahead if sock is not None}
+        spare._ready = [sock for sock in ahead if sock is not None]  # handed back, unused
+        with Client(url, platform.api_key, transport=channel) as client, \
+                Background(lambda: client.get(f"/api/v2/jobs/{JOB}/", what="job")):
+            client.get(f"/api/v2/jobs/{JOB}/", what="job")
+        assert {r.peer for r in platform.requests} == ends
+        assert accepted.value == 2
+
+
 def test_the_api_key_goes_nowhere_else_on_a_redirect(platform: FakePlatform) -> None:
     with FakePlatform() as other:
         platform.inject(ME, Status(302, b"", headers={"Location": f"{other.base_url}{ME}"}))

@@ -246,6 +246,9 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
         tls = transport_stdlib.TLS()
         if not conf.platform.lower().startswith("http://"):
             tls.ahead()
+            if spare is not None:  # the TLS handshakes too, while the rest is imported
+                host = spare.host
+                spare.arm(lambda sock: tls.context().wrap_socket(sock, server_hostname=host))
         channel: str | Transport = transport_stdlib.StdlibTransport(spare, tls)
     else:
         channel = REQUESTS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 
 PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy",
                    "ALL_PROXY")
@@ -22,13 +23,18 @@ def proxied() -> bool:
 
 class Spare:
     """``count`` connections to ``host`` port ``port``, each opened by a thread of its own;
-    :meth:`take` hands one over (waiting for it while it is being opened)."""
+    :meth:`take` hands one over (waiting for it while it is being opened). :meth:`arm` gives
+    the threads what to do next with their socket (the TLS handshake: another round trip the
+    hook's imports hide); a socket it fails for is dropped, so the request opens its own and
+    meets the failure there, where it is reported."""
 
     def __init__(self, host: str, port: int, count: int, timeout: float) -> None:
         self.host = host
         self.port = port
         self._lock = threading.Lock()
         self._ready: list[socket.socket] = []
+        self._armed = threading.Event()
+        self._wrap: Callable[[socket.socket], socket.socket] | None = None
         self._pending = [threading.Thread(target=self._open, args=(timeout,), daemon=True,
                                           name="rescale-ssh preconnect") for _ in range(count)]
         for thread in self._pending:
@@ -40,10 +46,25 @@ class Spare:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             return
+        self._armed.wait(timeout)
+        wrap = self._wrap
+        if wrap is not None:
+            try:
+                sock = wrap(sock)
+            except (OSError, ValueError):  # ssl.SSLError is an OSError
+                sock.close()
+                return
         with self._lock:
             self._ready.append(sock)
 
+    def arm(self, wrap: Callable[[socket.socket], socket.socket] | None) -> None:
+        """What each connection goes through once open (None: nothing). Once only."""
+        if not self._armed.is_set():
+            self._wrap = wrap
+            self._armed.set()
+
     def take(self, host: str, port: int) -> socket.socket | None:
+        self.arm(None)  # not armed by now: the sockets are taken as they are
         if (host.lower(), port) != (self.host.lower(), self.port):
             return None
         while True:
@@ -57,6 +78,7 @@ class Spare:
             pending[0].join()
 
     def close(self) -> None:
+        self.arm(None)
         with self._lock:
             ready, self._ready = self._ready, []
         for sock in ready:

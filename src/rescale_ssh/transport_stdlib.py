@@ -135,6 +135,15 @@ class _TLSConnection(http.client.HTTPSConnection):
         super().__init__(host, port, context=context)
         self.held = _Held()
         self._create_connection = _opener(self.held, spare)
+        self._tls_context = context
+
+    def connect(self) -> None:
+        """As http.client's, but a spare socket may come with its TLS handshake done
+        already (preconnect.Spare.arm, with this same context and host name)."""
+        http.client.HTTPConnection.connect(self)
+        if not isinstance(self.sock, ssl.SSLSocket):
+            self.sock = self._tls_context.wrap_socket(self.sock, server_hostname=self.host)
+        self.held.sock = self.sock
 
 
 _AnyConnection = _Connection | _TLSConnection
