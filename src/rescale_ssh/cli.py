@@ -16,6 +16,8 @@ from rescale_ssh import __version__, cli_usage
 from rescale_ssh.boundary import PROG
 from rescale_ssh.cli_common import (
     DryRun,
+    ForceLine,
+    FromLog,
     JobArg,
     JsonOut,
     Yes,
@@ -117,13 +119,8 @@ def main(
 def add(
     ctx: typer.Context,
     job: JobArg,
-    from_log: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--from-log", metavar="TEXT",
-        help="The job's 'Instance ready for ssh access' log line, or '-' to read a pasted log "
-        "from stdin. Needs no API key.", show_default=False)] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="With --from-log: take a line whose user or working directory names "
-        "another job.")] = False,
+    from_log: FromLog = None,
+    force: ForceLine = False,
     dry_run: DryRun = False,
     wait: Annotated[bool, typer.Option(
         "--wait", help="Wait until the cluster accepts SSH first (see `wait`).")] = False,

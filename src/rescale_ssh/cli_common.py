@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -89,6 +89,13 @@ DryRun = Annotated[
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+FromLog = Annotated[Optional[str], typer.Option(  # noqa: UP045 - Typer needs Optional
+    "--from-log", metavar="TEXT",
+    help="The job's 'Instance ready for ssh access' log line, or '-' to read a pasted log "
+    "from stdin. Needs no API key.", show_default=False)]
+ForceLine = Annotated[bool, typer.Option(
+    "--force", help="With --from-log: take a line whose user or working directory names "
+    "another job.")]
 
 
 def settings_of(ctx: typer.Context) -> Settings:

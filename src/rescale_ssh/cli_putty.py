@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from rescale_ssh.cli_common import DryRun, JobArg, open_client, settings_of, warn
+from rescale_ssh.cli_common import (
+    DryRun,
+    ForceLine,
+    FromLog,
+    JobArg,
+    open_client,
+    settings_of,
+    warn,
+)
 
 if TYPE_CHECKING:
     from rescale_ssh.hostblock import HostEntry
@@ -28,13 +36,8 @@ def register(app: typer.Typer) -> None:
 def putty(
     ctx: typer.Context,
     job: JobArg,
-    from_log: Annotated[Optional[str], typer.Option(  # noqa: UP045 - Typer needs Optional
-        "--from-log", metavar="TEXT",
-        help="The job's 'Instance ready for ssh access' log line, or '-' to read a pasted log "
-        "from stdin. Needs no API key.", show_default=False)] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="With --from-log: take a line whose user or working directory names "
-        "another job.")] = False,
+    from_log: FromLog = None,
+    force: ForceLine = False,
     reg: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--reg", metavar="FILE",
         help="Write the session as a .reg file to FILE ('-': print it) instead, for regedit "

@@ -120,7 +120,7 @@ def _sharing(report: Report, current: section.Section, chosen: str, persist: str
     orphans = [s for s in live if s.alias.split("-w")[0] not in known]
     if clean:
         for socket in orphans:
-            mux.stop(state, socket.alias.split("-")[1])
+            mux.stop(state, mux.job_of(socket.alias))
         removed = mux.clean(state, ssh=ssh)
         if orphans or removed:
             report.add("sharing", PASS, "cleaned: " + ", ".join(

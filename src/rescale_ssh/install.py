@@ -139,7 +139,7 @@ def uninstall(settings: Settings, *, dry_run: bool = False) -> UninstallResult:
 
         shellfiles.unlink(str(state))
         for socket in mux.sockets(str(state)):  # shared connections: no new sessions
-            mux.stop(str(state), os.path.basename(socket).split("-")[1], graceful=True)
+            mux.stop(str(state), mux.job_of(os.path.basename(socket)), graceful=True)
         for name in removed:
             _remove(Path(name))
         with contextlib.suppress(OSError):  # not empty: files that are not ours stay

@@ -99,6 +99,11 @@ def is_ours(name: str, job: str | None = None) -> bool:
     return match is not None and (job is None or match.group(1) == job)
 
 
+def job_of(alias: str) -> str:
+    """The job of a socket name :func:`is_ours` accepts (``rescale-JOB[-wN]``)."""
+    return alias.split("-")[1]
+
+
 def sockets(state_dir: str, job: str | None = None) -> list[str]:
     """The paths of the sockets in the state folder named for ``job`` (every job: None)."""
     import stat
