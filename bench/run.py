@@ -84,8 +84,8 @@ Host *
 # identity and known_hosts are exactly what `add` would write there).
 RENDER_SECTION = """\
 import sys
-from rescale_ssh.hostblock import HostEntry
-from rescale_ssh.section import Section
+from rescale_ssh.sshconfig.hostblock import HostEntry
+from rescale_ssh.sshconfig.section import Section
 from rescale_ssh.settings import Settings
 from rescale_ssh.target import Target
 
@@ -106,8 +106,8 @@ sys.stdout.buffer.write(Section(entries=entries).render())
 # Publishes blocks exactly as the hook does after resolving a job (blockfile.py).
 PUBLISH_BLOCKS = """\
 import sys, time
-from rescale_ssh import hook, hookconf, jobcache
-from rescale_ssh.jobcache import OK, Entry
+from rescale_ssh.hook import matcher, hookconf, jobcache
+from rescale_ssh.hook.jobcache import OK, Entry
 from rescale_ssh.target import Target
 
 conf = hookconf.load(sys.argv[1])
@@ -1079,7 +1079,7 @@ def bench_edit(ctx: Ctx) -> ItemResult:
         "5", f"`add --from-log` into {hosts} managed hosts + {users} user lines "
         f"({len(big) // 1000} kB)", fmt_time(big_t), f"into an empty config {fmt_time(empty_t)}",
         fmt_ratio(r), "≤ 2×", verdict(r <= 2)))
-    result.notes.append(f"The big config is the section rendered by `rescale_ssh.section."
+    result.notes.append(f"The big config is the section rendered by `rescale_ssh.sshconfig.section."
                         f"Section(...).render()` for {hosts} jobs, followed by {users} user "
                         f"lines; restored before every run (with its time set back, as a "
                         f"file saved a while ago: see `restore`). {reps} interleaved repeats.")

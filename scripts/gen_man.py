@@ -162,7 +162,7 @@ def commands(group: Any, path: list[str]) -> list[str]:
 
 def render() -> str:
 
-    from rescale_ssh.cli import click_command
+    from rescale_ssh.cli.app import click_command
 
     root = click_command()
     out = [

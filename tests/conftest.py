@@ -112,7 +112,7 @@ def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     import shutil
     import tempfile
 
-    from rescale_ssh import mux
+    from rescale_ssh.sshconfig import mux
 
     root = Path(tempfile.mkdtemp(prefix="rsm", dir="/tmp"))
     monkeypatch.setenv("XDG_STATE_HOME", str(root))

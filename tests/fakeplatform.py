@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import pytest
 
-from rescale_ssh import lifecycle
+from rescale_ssh.platform import lifecycle
 
 DEFAULT_API_KEY = "fake-api-key-0123456789abcdef"
 JOB_ORDER = ("Pending", "Waiting for Queue", "Queued", "Started", "Validated", "Executing",

@@ -425,7 +425,8 @@ def test_the_hook_reads_the_file_rescale_config_file_named_at_install(
 ) -> None:
     """hook.conf kept the profile but not RESCALE_CONFIG_FILE: ssh started from an IDE without
     the variable read ~/.config/rescale/apiconfig and failed."""
-    from rescale_ssh import hookconf, paths
+    from rescale_ssh import paths
+    from rescale_ssh.hook import hookconf
 
     platform, key = profile_only, profile_only.api_key
     named = write(tmp_path / "project" / "rescale.ini",

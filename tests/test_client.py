@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rescale_ssh.client import Client
 from rescale_ssh.errors import AuthError, ExitCode, NotFoundError, PlatformError, RescaleSSHError
+from rescale_ssh.platform.client import Client
 from tests.fakeplatform import (
     FakePlatform,
     Fault,
@@ -327,8 +327,8 @@ def test_requests_take_the_connections_opened_ahead(platform: FakePlatform,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The hook opens its connections while it imports requests: the requests go out on them
     (the server sees them come from those very sockets) and nothing else is opened."""
-    from rescale_ssh import preconnect
-    from rescale_ssh.background import Background
+    from rescale_ssh.platform import preconnect
+    from rescale_ssh.platform.background import Background
 
     for name in preconnect.PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -349,7 +349,7 @@ def test_requests_take_the_connections_opened_ahead(platform: FakePlatform,
 def test_no_connection_ahead_through_a_proxy_or_to_another_host(
     platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rescale_ssh import preconnect
+    from rescale_ssh.platform import preconnect
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert preconnect.start("https://platform.rescale.com", count=1, timeout=1) is None

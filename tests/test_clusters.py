@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from rescale_ssh import lifecycle, loglines, resolver
-from rescale_ssh.client import Client
 from rescale_ssh.errors import NotReadyError
+from rescale_ssh.platform import lifecycle, loglines, resolver
+from rescale_ssh.platform.client import Client
 from tests.fakeplatform import CLUSTER_STATUSES, JOB_STATUSES, VERBATIM_INSTANCE, FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHDFactory, SSHServer
@@ -452,8 +452,8 @@ def test_a_replaced_cluster_forgets_the_host_keys_of_the_nodes_that_changed(
 ) -> None:
     """The hook forgot only rescale-JOB: with accept-new, rescale-JOB-1 of a new cluster then
     looked like a changed host key."""
-    from rescale_ssh import hook
-    from rescale_ssh.hookconf import HookConf
+    from rescale_ssh.hook import matcher
+    from rescale_ssh.hook.hookconf import HookConf
     from rescale_ssh.target import Target
 
     old = Target("Rep1", "u", "198.51.100.1", 22, "/w",
@@ -461,9 +461,9 @@ def test_a_replaced_cluster_forgets_the_host_keys_of_the_nodes_that_changed(
     same_head = Target("Rep1", "u", "198.51.100.1", 22, "/w",
                        (("10.0.0.11", 22, True), ("10.0.0.99", 22, True), ("10.0.0.13", 22, True)))
     new = Target("Rep1", "u", "198.51.100.2", 22, "/w", (("10.0.0.11", 22, True),))
-    assert hook.changed_nodes(old, old) == []
-    assert hook.changed_nodes(old, same_head) == [2, 3]
-    assert hook.changed_nodes(old, new) == [0, 2]
+    assert matcher.changed_nodes(old, old) == []
+    assert matcher.changed_nodes(old, same_head) == [2, 3]
+    assert matcher.changed_nodes(old, new) == [0, 2]
     known = tmp_path / "known_hosts"
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     known.write_text("".join(f"{alias} {key}\n" for alias in
@@ -471,7 +471,7 @@ def test_a_replaced_cluster_forgets_the_host_keys_of_the_nodes_that_changed(
                               "rescale-Other", "rescale-Rep10")))
     conf = HookConf(state_dir=str(tmp_path), python="", launcher="/x", identity=None,
                     known_hosts=str(known))
-    hook.forget_host_keys(conf, "Rep1", hook.changed_nodes(old, new))
+    matcher.forget_host_keys(conf, "Rep1", matcher.changed_nodes(old, new))
     assert [line.split()[0] for line in known.read_text().splitlines()] == [
         "rescale-Rep1-1", "rescale-Other", "rescale-Rep10"]
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rescale_ssh import hosts
 from rescale_ssh.settings import Settings
+from rescale_ssh.sshconfig import hosts
 
 USER_CONFIG = b"# mine\r\nHost mine\r\n\tUser me\r\n"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import section
+from rescale_ssh.sshconfig import section
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHServer
@@ -338,7 +338,7 @@ def test_remove_is_not_stopped_by_an_odd_setting_of_its_own(
 def test_a_windows_state_folder_reads_back_as_ours() -> None:
     """The meta line keeps a Windows path's backslashes, the Include writes them as `/`: the
     second write took our own Include for a line of the user's."""
-    from rescale_ssh.hostblock import HostEntry
+    from rescale_ssh.sshconfig.hostblock import HostEntry
     from rescale_ssh.target import Target
 
     folder = "C:\\Users\\me\\AppData\\Local\\rescale-ssh"
@@ -366,7 +366,7 @@ def test_probing_for_a_writer_survives_one_opening_the_file(tmp_path: Path) -> N
     import multiprocessing
     import time as clock
 
-    from rescale_ssh import configfile
+    from rescale_ssh.sshconfig import configfile
 
     target = tmp_path / "config"
     target.write_text("Host mine\n")

@@ -31,10 +31,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rescale_ssh import hosts, install, sync
-from rescale_ssh.client import Client
 from rescale_ssh.errors import ConfigError
+from rescale_ssh.platform.client import Client
 from rescale_ssh.settings import Settings
+from rescale_ssh.sshconfig import hosts, install, sync
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
 from tests.helpers import require

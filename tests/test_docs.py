@@ -45,7 +45,7 @@ def test_man_page_matches_the_program_and_groff_is_silent() -> None:
 def test_man_page_covers_every_command_and_option() -> None:
     import typer
 
-    from rescale_ssh.cli import app
+    from rescale_ssh.cli.app import app
 
     page = (ROOT / "man" / "rescale-ssh.1").read_text().replace("\\-", "-")
     root = typer.main.get_command(app)
@@ -105,7 +105,7 @@ def test_wheel_ships_the_man_page_and_completions(tmp_path: Path) -> None:
 def test_every_command_has_summary_paragraph_and_example(cli: Cli) -> None:
     import typer
 
-    from rescale_ssh.cli import app
+    from rescale_ssh.cli.app import app
 
     root = typer.main.get_command(app)
 

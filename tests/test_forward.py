@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import forwards, hostblock, section
 from rescale_ssh.errors import UsageError
+from rescale_ssh.sshconfig import forwards, hostblock, section
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import section, toolfiles
+from rescale_ssh.sshconfig import section, toolfiles
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHDFactory, SSHServer, free_port
@@ -153,7 +153,7 @@ def test_warm_path_imports_only_the_standard_library(
     assert proc.returncode == 0, proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "rescale_ssh.hook" in imported
+    assert "rescale_ssh.hook.matcher" in imported
     heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_ON_WARM_PATH)
     assert heavy == []
     assert platform.count() == 2
@@ -379,7 +379,7 @@ def test_other_hosts_read_nothing_of_the_hook_between_its_runs(
 ) -> None:
     """Without a config that needs it, nothing the hook wrote is read by other hosts once a
     minute has passed (bench/ item 2): fresh.conf goes, and there is no top Include."""
-    from rescale_ssh import blockfile, hookconf
+    from rescale_ssh.hook import blockfile, hookconf
 
     for job in ("Gone1", "Gone2"):
         platform.add_job(job)
@@ -403,8 +403,8 @@ def test_the_sweeper_deletes_fresh_conf_once_it_is_stale(
     """The real sweeper (forked here, as the hook forks it), with a one-second window."""
     import fcntl
 
-    from rescale_ssh import blockfile, jobcache
-    from rescale_ssh.hookconf import HookConf
+    from rescale_ssh.hook import blockfile, jobcache
+    from rescale_ssh.hook.hookconf import HookConf
     from rescale_ssh.target import Target
 
     monkeypatch.setattr(blockfile, "FRESH_FOR", 1.0)
@@ -441,7 +441,7 @@ def test_within_a_minute_ssh_needs_no_python(
 ) -> None:
     """After a hook run, the exec command's shell test finds the job's marker: no hook run
     (here: a hook.conf the hook would refuse) until the sweeper takes the marker away."""
-    from rescale_ssh import blockfile, hookconf
+    from rescale_ssh.hook import blockfile, hookconf
 
     platform.add_job("Mark1", host="203.0.113.7", workers=1)
     assert ssh_config_of(str(installed), "rescale-Mark1")["hostname"] == ["203.0.113.7"]
@@ -475,7 +475,7 @@ def test_a_marker_left_by_a_dead_sweeper_expires_anyway(
     until the time it carries, checked by the script itself."""
     import os
 
-    from rescale_ssh import jobcache
+    from rescale_ssh.hook import jobcache
 
     platform.add_job("Dead1", host="203.0.113.7")
     assert ssh_config_of(str(installed), "rescale-Dead1")["hostname"] == ["203.0.113.7"]
@@ -517,7 +517,7 @@ def test_the_script_an_earlier_version_wrote_is_replaced_on_the_first_hook_run(
 ) -> None:
     """After an upgrade the old script, which honoured a marker however old, stayed until a
     command wrote the section again."""
-    from rescale_ssh import hookconf
+    from rescale_ssh.hook import hookconf
 
     state = state_dir(isolated_home)
     script = state / "hook"

@@ -34,11 +34,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rescale_ssh import entry, hook, hookconf, jobcache, paths
+from rescale_ssh import entry, paths
 from rescale_ssh.errors import ExitCode, InvalidValueError
-from rescale_ssh.hostblock import HostEntry
-from rescale_ssh.jobcache import OK, Entry
-from rescale_ssh.section import Section
+from rescale_ssh.hook import hookconf, jobcache, matcher
+from rescale_ssh.hook.jobcache import OK, Entry
+from rescale_ssh.sshconfig.hostblock import HostEntry
+from rescale_ssh.sshconfig.section import Section
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result, require, ssh_config_of
@@ -471,7 +472,7 @@ def cache_job(world: World, job: str) -> Path:
                     (("127.0.0.1", world.closed, True),))
     entry = Entry(state=OK, resolved=time.time(), target=target)
     jobcache.save(str(world.state), job, entry)
-    hook.publish(conf, job, entry)
+    matcher.publish(conf, job, entry)
     return Path(jobcache.path_for(str(world.state), job))
 
 
@@ -639,8 +640,8 @@ def test_tampered_include_files_are_rewritten_from_the_record(world: World) -> N
         world.figures("hostile inputs refused", 1)
         world.figures("hostile inputs refused: tampered include files", 1)
     # A failure block is rendered from the record too.
-    jobcache.save(str(world.state), job, hook.failure(InvalidValueError("host", "x", "y"), conf))
-    hook.publish(conf, job, jobcache.load(str(world.state), job))  # type: ignore[arg-type]
+    jobcache.save(str(world.state), job, matcher.failure(InvalidValueError("host", "x", "y"), conf))
+    matcher.publish(conf, job, jobcache.load(str(world.state), job))  # type: ignore[arg-type]
     clean_failure = stamps_out(fresh.read_bytes())
     assert b"cannot be reached" in clean_failure
     fresh.write_bytes(fresh.read_bytes().replace(b"    LogLevel QUIET",
@@ -877,9 +878,10 @@ def test_the_hook_command_reaches_the_program_as_its_argv(names: list[str], tmp_
                                                           figures: Figures) -> None:
     """Whatever folder names the writer accepts for the program and the state folder, the
     command ssh runs for Match exec (and ProxyCommand) hands the program exactly its words."""
-    from rescale_ssh import included, section, validate
-    from rescale_ssh.hookconf import HookConf
-    from rescale_ssh.section import HookSpec
+    from rescale_ssh import validate
+    from rescale_ssh.hook.hookconf import HookConf
+    from rescale_ssh.sshconfig import included, section
+    from rescale_ssh.sshconfig.section import HookSpec
 
     figures("property examples (hook command)", 1)
     assume(all("/" not in name and name not in (".", "..") for name in names))

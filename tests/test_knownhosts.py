@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from rescale_ssh import knownhosts
+from rescale_ssh.sshconfig import knownhosts
 from tests.helpers import require
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBZ0ZXN0a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"

@@ -200,7 +200,8 @@ def test_add_warns_and_still_writes_the_block(cli: Cli, platform: FakePlatform, 
     assert not warnings(fixed.stderr) and detail_requests(platform) == 0
     # What was learned goes with uninstall: no file of ours is left, nor the state folder
     # (the walkthrough of issue 15 found launchkeys left behind).
-    from rescale_ssh import install, launchkey
+    from rescale_ssh.platform import launchkey
+    from rescale_ssh.sshconfig import install
 
     assert launchkey.FILE in install.TOOL_FILES
     state = mine.parent.parent / ".local" / "state" / "rescale-ssh"
@@ -252,7 +253,7 @@ def test_sync_warns_for_the_jobs_it_adds_only(cli: Cli, platform: FakePlatform, 
 
 def test_sync_checks_at_most_a_few_jobs_a_run(cli: Cli, platform: FakePlatform, mine: Path,
                                               other: Path) -> None:
-    from rescale_ssh.sync import KEY_CHECKS
+    from rescale_ssh.sshconfig.sync import KEY_CHECKS
 
     for i in range(KEY_CHECKS + 2):
         platform.add_job(f"Many{i:02d}", public_key=pub(other), host=f"203.0.113.{i + 1}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rescale_ssh import loglines
-from rescale_ssh.loglines import SSHLine
+from rescale_ssh.platform import loglines
+from rescale_ssh.platform.loglines import SSHLine
 
 CANONICAL = (
     "Instance ready for ssh access. Command: ssh -i </path/to/key> uprod_Fotxeb@203.0.113.7; "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import hostblock, included, mux
+from rescale_ssh.sshconfig import hostblock, included, mux
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result, require, ssh_config_of
 from tests.sshd import SSHDFactory, SSHServer

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import toolfiles
+from rescale_ssh.sshconfig import toolfiles
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHServer

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rescale_ssh import putty, puttysessions
+from rescale_ssh.desktop import putty, puttysessions
 from rescale_ssh.errors import ConfigError, InvalidValueError
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
@@ -501,7 +501,7 @@ def test_uninstall_removes_our_sessions_and_keeps_changed_ones(
 
 
 def test_host_keys_are_found_plain_hashed_and_with_a_port(tmp_path: Path) -> None:
-    from rescale_ssh import knownhosts
+    from rescale_ssh.sshconfig import knownhosts
 
     other_pub = tmp_path / "k.pub"
     other_pub.write_text(f"ssh-ed25519 {SAMPLE_KEY}\n")

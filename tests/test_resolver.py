@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from rescale_ssh.client import Client
 from rescale_ssh.errors import (
     AuthError,
     InvalidValueError,
@@ -16,7 +15,8 @@ from rescale_ssh.errors import (
     NotReadyError,
     PlatformError,
 )
-from rescale_ssh.resolver import resolve
+from rescale_ssh.platform.client import Client
+from rescale_ssh.platform.resolver import resolve
 from rescale_ssh.target import Target
 from tests.fakeplatform import Await, FakePlatform, Fault, Status
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import hostblock, hosts, section
 from rescale_ssh.errors import ConfigError, InvalidValueError
 from rescale_ssh.settings import Settings
+from rescale_ssh.sshconfig import hostblock, hosts, section
 from rescale_ssh.target import Target
 from tests.helpers import Cli, ssh_config_of
 

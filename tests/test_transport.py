@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
-from rescale_ssh import jobcache, paths, preconnect, toolfiles
-from rescale_ssh.client import Client
+from rescale_ssh import paths
 from rescale_ssh.errors import RescaleSSHError
-from rescale_ssh.transport import KINDS, REQUESTS, STDLIB
+from rescale_ssh.hook import jobcache
+from rescale_ssh.platform import preconnect
+from rescale_ssh.platform.client import Client
+from rescale_ssh.platform.transport import KINDS, REQUESTS, STDLIB
+from rescale_ssh.sshconfig import toolfiles
 from tests.fakeplatform import FakePlatform, Hang, Huge, Malformed, Reset, Status, Truncated
 from tests.helpers import Cli
 from tests.tls import make_tls, serve_tls
@@ -239,7 +242,7 @@ def test_a_connection_the_platform_closed_is_not_reused(platform: FakePlatform) 
 
 
 def test_the_stdlib_transport_takes_the_connections_opened_ahead(platform: FakePlatform) -> None:
-    from rescale_ssh.background import Background
+    from rescale_ssh.platform.background import Background
 
     platform.add_job(JOB)
     spare = preconnect.start(platform.base_url, count=2, timeout=5)
@@ -264,8 +267,8 @@ def test_the_tls_handshakes_are_done_ahead_too(tls_files: tuple[Path, Path, Path
     the request opens its own and reports the failure as it would have."""
     import ssl
 
-    from rescale_ssh import transport_stdlib
-    from rescale_ssh.background import Background
+    from rescale_ssh.platform import transport_stdlib
+    from rescale_ssh.platform.background import Background
 
     _, cert, key = tls_files
     if trusted:
@@ -335,7 +338,8 @@ def test_the_hooks_cold_path_imports_no_requests(cli: Cli, platform: FakePlatfor
     entry = jobcache.load(str(state), JOB)
     assert entry is not None and entry.state == jobcache.OK, proc.stderr
     assert entry.target is not None and entry.target.host == "203.0.113.7"
-    assert "rescale_ssh.transport_stdlib" in imported and "rescale_ssh.client" in imported
+    assert "rescale_ssh.platform.transport_stdlib" in imported
+    assert "rescale_ssh.platform.client" in imported
     heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_ON_COLD_PATH)
     assert heavy == []
     assert len({r.peer for r in platform.requests}) == 2  # instances and logs at once
@@ -346,7 +350,7 @@ def test_the_hooks_cold_path_imports_no_requests(cli: Cli, platform: FakePlatfor
     assert proc.returncode == 0, proc.stderr
     entry = jobcache.load(str(state), JOB)
     assert entry is not None and entry.state == jobcache.OK, proc.stderr
-    assert "requests" in imported and "rescale_ssh.transport_stdlib" in imported
+    assert "requests" in imported and "rescale_ssh.platform.transport_stdlib" in imported
 
 
 def test_the_hooks_cold_path_over_https(cli: Cli, https_platform: tuple[FakePlatform, str],

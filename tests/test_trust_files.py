@@ -25,19 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import (
-    blockfile,
-    configfile,
-    hook,
-    hookconf,
-    jobcache,
-    knownhosts,
-    me,
-    store,
-    toolfiles,
-)
+from rescale_ssh import store
 from rescale_ssh.errors import ConfigError
-from rescale_ssh.jobcache import OK, Entry
+from rescale_ssh.hook import blockfile, hookconf, jobcache, matcher
+from rescale_ssh.hook.jobcache import OK, Entry
+from rescale_ssh.platform import me
+from rescale_ssh.sshconfig import configfile, knownhosts, toolfiles
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result
@@ -333,8 +326,8 @@ def in_process_writers(conf: hookconf.HookConf, ssh_config: Path, closed: int
                        ) -> Iterator[tuple[str, Callable[[], object]]]:
     """The writers themselves, below the commands' checks of the state folder."""
     state = Path(conf.state_dir)
-    yield "hook cold path", lambda: hook.ensure(conf, JOB)
-    yield "hook publish", lambda: hook.publish(conf, OTHER, cached_entry(OTHER, closed))
+    yield "hook cold path", lambda: matcher.ensure(conf, JOB)
+    yield "hook publish", lambda: matcher.publish(conf, OTHER, cached_entry(OTHER, closed))
     yield "record", lambda: jobcache.save(str(state), OTHER, cached_entry(OTHER, closed))
     yield "toolfiles", lambda: toolfiles.ensure(str(state), conf=conf, claimed=[], static=[])
     yield "rebuild", lambda: blockfile.rebuild(conf)

@@ -37,9 +37,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rescale_ssh import jobcache, joblist, paths, resolver
-from rescale_ssh.client import Client
+from rescale_ssh import paths
 from rescale_ssh.errors import AuthError, ExitCode, PlatformError, RescaleSSHError
+from rescale_ssh.hook import jobcache
+from rescale_ssh.platform import joblist, resolver
+from rescale_ssh.platform.client import Client
 from tests.fakeplatform import VERBATIM_INSTANCE, Drip, FakePlatform, Fault, Huge, Pages, Status
 from tests.helpers import Cli, Result
 
@@ -611,7 +613,7 @@ def test_a_tls_answer_that_trickles_ends_within_the_deadline(
 
 CORE_PROBE = """
 import ctypes, resource, sys
-from rescale_ssh.client import Client
+from rescale_ssh.platform.client import Client
 libc = ctypes.CDLL(None, use_errno=True)
 dumpable_before = libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
 Client("http://127.0.0.1:9", "some-key-123").close()

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import rescale_ssh
-from rescale_ssh import section
+from rescale_ssh.sshconfig import section
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result, require
 from tests.sshd import SSHServer

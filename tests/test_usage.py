@@ -77,7 +77,7 @@ def every_help(cli: Cli) -> list[str]:
     """The help of every visible command and group, nested ones too."""
     import typer
 
-    from rescale_ssh.cli import app
+    from rescale_ssh.cli.app import app
 
     found: list[str] = []
 

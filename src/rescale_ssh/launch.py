@@ -1,22 +1,15 @@
-"""Fast start for the commands ssh runs: ``python -I -S .../rescale_ssh/launch.py hook ALIAS``.
+"""The launcher's old place, named by configs that earlier versions wrote.
 
-``-S`` skips site-packages processing (a few ms on every ssh run) and ``-I`` ignores PYTHON*
-variables and the user's site folder. The folder that holds the package replaces this script's
-own folder at the head of sys.path (so no module of ours can shadow the standard library);
-the hook's cold path enables site-packages itself when it needs requests.
+Until ``install`` is run again, their hook script, ``hook.conf`` and ``ssh.conf`` start
+``python -I -S .../rescale_ssh/launch.py``: this runs the launcher of ``hook/launch.py``.
 """
 
 import os
 import sys
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from rescale_ssh.entry import main  # noqa: E402
+    from rescale_ssh.hook.launch import start
 
-code = main()
-# ssh waits for the hook (and its ProxyCommand) to exit: skip the interpreter's shutdown, which
-# tears down every module one by one (~1.5 ms of each ssh run). Nothing else is left to do:
-# the files are closed, a sweeper is its own process.
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(code)
+    start()

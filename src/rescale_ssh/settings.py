@@ -196,7 +196,7 @@ class Settings:
         """The ControlPersist of the jobs' shared connections, or ``no`` (mux.py)."""
         chosen = self.choice("multiplex")
         if chosen is None:
-            from rescale_ssh import mux
+            from rescale_ssh.sshconfig import mux
 
             return mux.DEFAULT_PERSIST
         with _from_file(chosen):
@@ -493,7 +493,7 @@ def for_file(key: str, value: str, *, source: str = "the command line") -> str:
 def multiplex_value(value: str, *, source: str) -> str:
     """``yes`` (the default time), ``no``, or how long a job's shared connection outlives its
     last session (ssh_config(5) ControlPersist: ``300``, ``5m``, ``1h``)."""
-    from rescale_ssh import mux
+    from rescale_ssh.sshconfig import mux
 
     if value.strip().lower() in ("yes", "on", "true"):
         return mux.DEFAULT_PERSIST

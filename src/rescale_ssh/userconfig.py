@@ -344,7 +344,8 @@ def update_hook(settings: Settings, key: str) -> HookUpdate | None:
     with it, under the config's lock as ``install`` does. None: no hook, or nothing to do."""
     if key not in HOOK_KEYS:
         return None
-    from rescale_ssh import configfile, hookconf, section, toolfiles
+    from rescale_ssh.hook import hookconf
+    from rescale_ssh.sshconfig import configfile, section, toolfiles
 
     config = settings.ssh_config
     data = configfile.read_bytes(config)
@@ -375,7 +376,7 @@ def update_hook(settings: Settings, key: str) -> HookUpdate | None:
 
 
 def _refresh(settings: Settings, new: bytes) -> None:
-    from rescale_ssh import section, toolfiles
+    from rescale_ssh.sshconfig import section, toolfiles
 
     planned = section.outline(new, path=str(settings.ssh_config))
     if not planned.is_empty() and planned.section().includable():
