@@ -366,7 +366,7 @@ def test_probing_for_a_writer_survives_one_opening_the_file(tmp_path: Path) -> N
     import multiprocessing
     import time as clock
 
-    from rescale_ssh.sshconfig import configfile
+    from rescale_ssh import configfile
 
     target = tmp_path / "config"
     target.write_text("Host mine\n")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import store
+from rescale_ssh import configfile, store
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig import configfile, hosts, section
+from rescale_ssh.sshconfig import hosts, section
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
@@ -217,7 +217,7 @@ def test_sigkill_of_the_real_program_mid_write(ssh_config: Path, figures: Figure
 HOLD_CONFIG_LOCK = """
 import sys, time
 from pathlib import Path
-from rescale_ssh.sshconfig import configfile
+from rescale_ssh import configfile
 with configfile.locked(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(600)

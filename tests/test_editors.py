@@ -30,9 +30,10 @@ from pathlib import Path
 
 import pytest
 
+from rescale_ssh import configfile, exchange
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig import configfile, exchange, hosts, section
+from rescale_ssh.sshconfig import hosts, section
 from rescale_ssh.target import Target
 from tests.helpers import Cli
 

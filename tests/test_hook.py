@@ -19,6 +19,7 @@ from rescale_ssh.sshconfig import section, toolfiles
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, require, ssh_config_of
 from tests.sshd import SSHDFactory, SSHServer, free_port
+from tests.test_import_graph import hook_path
 
 pytestmark = pytest.mark.e2e
 
@@ -156,6 +157,9 @@ def test_warm_path_imports_only_the_standard_library(
     assert "rescale_ssh.hook.matcher" in imported
     heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_ON_WARM_PATH)
     assert heavy == []
+    # Ours: only what the import graph puts on the hook path (tests/test_import_graph.py).
+    assert sorted(m for m in imported if m.split(".")[0] == "rescale_ssh"
+                  and m not in hook_path()) == []
     assert platform.count() == 2
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from rescale_ssh import validate
 from rescale_ssh.sshconfig import hostblock, included, mux
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result, require, ssh_config_of
@@ -294,12 +295,12 @@ def test_no_control_lines_on_windows() -> None:
 
 
 def test_persist_values() -> None:
-    assert mux.seconds("1h30m") == 5400
-    assert mux.persist_value("300") == "300"
-    assert mux.persist_value("no") == mux.OFF
+    assert validate.seconds("1h30m") == 5400
+    assert validate.persist_value("300") == "300"
+    assert validate.persist_value("no") == mux.OFF
     for bad in ("yes", "0", "", "5 m", "1y", "-5", "99999999", "8d", "5m;Host"):
         with pytest.raises(ValueError):
-            mux.persist_value(bad)
+            validate.persist_value(bad)
 
 
 def test_a_dead_master_does_not_leave_ssh_hanging_long(

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from rescale_ssh import configfile
 from rescale_ssh.errors import ConfigError
-from rescale_ssh.sshconfig import configfile, section
+from rescale_ssh.sshconfig import section
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result, require, ssh_config_of
 from tests.sshd import SSHServer, free_port

@@ -306,10 +306,12 @@ def test_ci_finds_the_test_command() -> None:
 
 
 def doctor_problems() -> set[str]:
-    """The names of the checks doctor.py can report as failed or as a warning."""
-    tree = ast.parse((ROOT / "src" / "rescale_ssh" / "doctor.py").read_text())
+    """The names of the checks doctor (src/rescale_ssh/doctor/) can report as failed or as a
+    warning."""
+    trees = [ast.parse(path.read_text())
+             for path in sorted((ROOT / "src" / "rescale_ssh" / "doctor").glob("*.py"))]
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "add" and len(node.args) >= 2
                 and isinstance(node.args[0], ast.Constant)
@@ -329,8 +331,8 @@ def test_troubleshooting_covers_every_doctor_problem() -> None:
     problems = doctor_problems()
     assert len(problems) >= 10, problems
     assert named == problems, (
-        f"in doctor.py, not in the README: {sorted(problems - named)}; "
-        f"in the README, not in doctor.py: {sorted(named - problems)}")
+        f"in doctor/, not in the README: {sorted(problems - named)}; "
+        f"in the README, not in doctor/: {sorted(named - problems)}")
 
 
 def test_sh_blocks_are_read_as_bash_would_run_them() -> None:

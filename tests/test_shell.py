@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh.desktop import shell
+from rescale_ssh.cli import shell
 from rescale_ssh.errors import UsageError
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli

@@ -24,6 +24,7 @@ from rescale_ssh.platform.transport import KINDS, REQUESTS, STDLIB
 from rescale_ssh.sshconfig import toolfiles
 from tests.fakeplatform import FakePlatform, Hang, Huge, Malformed, Reset, Status, Truncated
 from tests.helpers import Cli
+from tests.test_import_graph import hook_path
 from tests.tls import make_tls, serve_tls
 
 ME = "/api/v2/users/me/"
@@ -342,6 +343,9 @@ def test_the_hooks_cold_path_imports_no_requests(cli: Cli, platform: FakePlatfor
     assert "rescale_ssh.platform.client" in imported
     heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_ON_COLD_PATH)
     assert heavy == []
+    # Ours: only what the import graph puts on the hook path (tests/test_import_graph.py).
+    assert sorted(m for m in imported if m.split(".")[0] == "rescale_ssh"
+                  and m not in hook_path()) == []
     assert len({r.peer for r in platform.requests}) == 2  # instances and logs at once
 
     # With a proxy variable set, requests (the only one that follows it) resolves the job.

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import store
+from rescale_ssh import configfile, store
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.hook import blockfile, hookconf, jobcache, matcher
 from rescale_ssh.hook.jobcache import OK, Entry
 from rescale_ssh.platform import me
-from rescale_ssh.sshconfig import configfile, knownhosts, toolfiles
+from rescale_ssh.sshconfig import knownhosts, toolfiles
 from rescale_ssh.target import Target
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result

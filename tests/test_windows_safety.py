@@ -320,7 +320,7 @@ def test_the_lock_on_windows_is_the_claim_file(windows: Windows, ssh_config: Pat
     """No flock on Windows: the config's lock is the O_EXCL claim file (before, no lock was
     taken at all), and whether its holder lives is never asked with os.kill (which on Windows
     would end that process): an hour-old claim of this computer is taken over."""
-    from rescale_ssh.sshconfig import configfile
+    from rescale_ssh import configfile
 
     windows("list")  # makes the state folder
     lock = Path(configfile.lock_file(ssh_config, str(windows.state)))

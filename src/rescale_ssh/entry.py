@@ -11,7 +11,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    asks_help = args[1:] in (["--help"], ["-h"])  # the CLI prints their help (cli.py)
+    asks_help = args[1:] in (["--help"], ["-h"])  # the CLI prints their help (cli/app.py)
     if args and args[0] == "hook" and not asks_help:
         from rescale_ssh.hook.matcher import main as hook_main
 

@@ -196,9 +196,7 @@ class Settings:
         """The ControlPersist of the jobs' shared connections, or ``no`` (mux.py)."""
         chosen = self.choice("multiplex")
         if chosen is None:
-            from rescale_ssh.sshconfig import mux
-
-            return mux.DEFAULT_PERSIST
+            return validate.DEFAULT_PERSIST
         with _from_file(chosen):
             return multiplex_value(chosen.value, source=chosen.source)
 
@@ -493,12 +491,10 @@ def for_file(key: str, value: str, *, source: str = "the command line") -> str:
 def multiplex_value(value: str, *, source: str) -> str:
     """``yes`` (the default time), ``no``, or how long a job's shared connection outlives its
     last session (ssh_config(5) ControlPersist: ``300``, ``5m``, ``1h``)."""
-    from rescale_ssh.sshconfig import mux
-
     if value.strip().lower() in ("yes", "on", "true"):
-        return mux.DEFAULT_PERSIST
+        return validate.DEFAULT_PERSIST
     try:
-        return mux.persist_value(value)
+        return validate.persist_value(value)
     except ValueError as error:
         raise InvalidValueError("multiplex", value, f"yes, no, or a time such as 5m or 1h; "
                                 f"{str(error).split(' ', 1)[1]}", source=source) from None

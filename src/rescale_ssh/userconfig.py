@@ -25,7 +25,7 @@ from rescale_ssh import ownership, paths, posix, store
 from rescale_ssh.errors import ConfigError, UsageError, shorten
 
 if TYPE_CHECKING:
-    from rescale_ssh.settings import Settings
+    pass
 
 KEYS = ("identity", "platform", "profile", "ssh_config", "multiplex")
 MAX_SIZE = 64 * 1024
@@ -325,59 +325,3 @@ def _crlf(lines: list[Line]) -> bool:
 
 # What hook.conf holds of the settings file (hookconf.py): the hook never reads the file.
 HOOK_KEYS = ("identity", "platform", "profile", "multiplex")
-
-
-@dataclass(frozen=True)
-class HookUpdate:
-    """The installed hook's settings, made to agree with the settings now in effect."""
-
-    path: str  # hook.conf
-    key: str
-    before: str
-    after: str
-    stale: tuple[str, ...] = ()  # jobs whose blocks (written by `add`) name another identity
-
-
-def update_hook(settings: Settings, key: str) -> HookUpdate | None:
-    """With the hook installed, what hook.conf holds for ``key`` made what ``install`` would
-    write now (its other settings, time limits included, stay), and the hook's blocks rebuilt
-    with it, under the config's lock as ``install`` does. None: no hook, or nothing to do."""
-    if key not in HOOK_KEYS:
-        return None
-    from rescale_ssh.hook import hookconf
-    from rescale_ssh.sshconfig import configfile, section, toolfiles
-
-    config = settings.ssh_config
-    data = configfile.read_bytes(config)
-    current = section.read(data or b"", path=str(config))
-    if current.hook is None:
-        if key == "multiplex" and current.entries:  # the static blocks' part: ssh.conf
-            configfile.update(config, lambda old: old, by_hand=section.by_hand,
-                              prepare=lambda new: _refresh(settings, new))
-        return None
-    state = current.hook.state_dir
-    conf = toolfiles.kept_conf(settings, state)
-    now = toolfiles.hook_conf(settings, state_dir=state)
-    before, after = getattr(conf, key) or "", getattr(now, key) or ""
-    stale = tuple(sorted(entry.job for entry in current.entries.values()
-                         if key == "identity" and entry.identity != now.identity))
-    if before == after:
-        return None
-    setattr(conf, key, getattr(now, key))
-
-    def prepare(new: bytes) -> None:
-        planned = section.outline(new, path=str(config))
-        toolfiles.ensure(state, conf=conf, claimed=toolfiles.claimed(config, new, state),
-                         static=list(planned.aliases), persist=toolfiles.sharing(settings),
-                         proxy=toolfiles.static_proxy(config, new, state))
-
-    configfile.update(config, lambda old: old, by_hand=section.by_hand, prepare=prepare)
-    return HookUpdate(os.path.join(state, hookconf.FILE), key, before, after, stale)
-
-
-def _refresh(settings: Settings, new: bytes) -> None:
-    from rescale_ssh.sshconfig import section, toolfiles
-
-    planned = section.outline(new, path=str(settings.ssh_config))
-    if not planned.is_empty() and planned.section().includable():
-        toolfiles.refresh(settings, planned, new)

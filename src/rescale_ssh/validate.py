@@ -16,6 +16,12 @@ MAX_USER = 64
 MAX_HOSTNAME = 253
 MAX_PATH = 1024
 MAX_LOCAL_PATH = 4096
+# ControlPersist (sshconfig/mux.py): how long a job's shared connection outlives its last session.
+DEFAULT_PERSIST = "5m"
+OFF = "no"
+_DURATION = r"(?:[1-9][0-9]{0,5}[smhdwSMHDW]?)(?:[0-9]{1,6}[smhdwSMHDW])*"  # re: not on import
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_PERSIST = 7 * 86400  # a week: a forgotten master is ended by ServerAlive anyway
 
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _USER = _ALNUM | frozenset("_.-")
@@ -187,3 +193,30 @@ def shown(value: str, limit: int) -> str:
     """Text from outside (the platform, a record) fit for a terminal: printable characters only
     (no escape sequence or line break reaches it) and at most ``limit`` of them."""
     return "".join(c for c in value if c.isprintable())[:limit]
+
+
+def seconds(value: str) -> int:
+    """ssh_config(5) TIME FORMATS: ``300``, ``5m``, ``1h30m``. ValueError if not one."""
+    import re
+
+    if not re.fullmatch(_DURATION, value):
+        raise ValueError(value)
+    total = 0
+    for number, unit in re.findall(r"([0-9]+)([smhdwSMHDW]?)", value):
+        total += int(number) * _UNIT[unit.lower()]
+    return total
+
+
+def persist_value(value: str) -> str:
+    """A ControlPersist setting as written: a time of at most a week, or ``no`` (no sharing).
+    ``yes``/``0`` (for ever) are refused: a master of a stopped cluster would never go."""
+    text = value.strip()
+    if text.lower() in ("no", "off", "false"):
+        return OFF
+    try:
+        total = seconds(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time such as 300, 5m or 1h30m") from None
+    if not 0 < total <= MAX_PERSIST:
+        raise ValueError(f"{value!r} is not between 1 second and a week")
+    return text

@@ -43,12 +43,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# Global options may be given after the command too (`rescale-ssh add JOB --ssh-config F`):
-# run() moves them in front, where Click expects them.
-GLOBAL_VALUE_OPTIONS = ("--ssh-config", "--platform", "--profile", "--identity")
-GLOBAL_FLAGS = ("--debug",)
-
-
 
 def _version(value: bool) -> None:
     if value:
@@ -421,7 +415,7 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
     Example: rescale-ssh code Fotxeb
     """
-    from rescale_ssh.desktop import vscode
+    from rescale_ssh.cli import vscode
     from rescale_ssh.sshconfig import hosts
 
     settings = settings_of(ctx)
@@ -448,27 +442,6 @@ def _register_command_modules() -> None:
 
 _register_command_modules()
 usage.use_global_help(app)  # every command's help ends with the global options
-
-
-def hoist_globals(args: list[str]) -> list[str]:
-    """Move global options that follow the command name in front of it."""
-    stop = args.index("--") if "--" in args else len(args)
-    front: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < stop:
-        arg = args[i]
-        name = arg.split("=", 1)[0]
-        if name in GLOBAL_VALUE_OPTIONS and "=" not in arg and i + 1 < stop:
-            front += args[i : i + 2]
-            i += 2
-            continue
-        if name in GLOBAL_VALUE_OPTIONS or arg in GLOBAL_FLAGS:
-            front.append(arg)
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest + args[stop:]
 
 
 # Typer's own completion installer edits ~/.bashrc (and uninstall could not undo it); `install`
@@ -499,7 +472,7 @@ def run(args: list[str]) -> int:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_interrupt)  # ^C reaches the boundary, which says so
     try:
-        code = command.main(args=hoist_globals(args), prog_name=PROG, standalone_mode=False)
+        code = command.main(args=usage.hoist_globals(args), prog_name=PROG, standalone_mode=False)
     except usage.NoArgsIsHelpError as exc:  # bare `rescale-ssh`: the help, exit 2
         exc.show()
         return int(exc.exit_code)

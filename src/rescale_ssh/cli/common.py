@@ -33,8 +33,9 @@ def complete_jobs(ctx: typer.Context, incomplete: str) -> list[str]:
     key is at hand, the live jobs (one page of the not-completed list, no instances; at most
     COMPLETE_DEADLINE seconds, no retry). Without a key nothing but local files is read (nor
     is requests imported); a platform that fails or is slow leaves the local IDs."""
+    from rescale_ssh import configfile
     from rescale_ssh.hook import jobcache
-    from rescale_ssh.sshconfig import configfile, section
+    from rescale_ssh.sshconfig import section
 
     try:
         params = ctx.find_root().params

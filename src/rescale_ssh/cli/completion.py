@@ -1,7 +1,7 @@
 """TAB completion: Typer's shell classes, taught two things Typer does not do.
 
 - Global options after the command (`rescale-ssh add Fotxeb --ssh<TAB>`): the command line
-  accepts them there (cli.hoist_globals), so completion offers them there too, and completes
+  accepts them there (usage.hoist_globals), so completion offers them there too, and completes
   their values, without making them options of every command (``--help`` stays as it is).
 - zsh from fpath: Typer's zsh script only registers its function when loaded, so the first TAB
   after compinit autoloads it and completes nothing (the file names of the folder instead, on
@@ -71,7 +71,7 @@ Register-ArgumentCompleter -Native -CommandName %(prog_name)s -ScriptBlock $scri
 
 
 def global_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from rescale_ssh.cli.app import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS
+    from rescale_ssh.cli.usage import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS
 
     return GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS
 
@@ -80,7 +80,7 @@ def completion_args(args: list[str]) -> list[str]:
     """The words before the one being completed, as the CLI parses them: global options
     moved in front of the command. A global option waiting for its value (`add JOB
     --ssh-config <TAB>`) is completed where it belongs, on the program itself."""
-    from rescale_ssh.cli.app import hoist_globals
+    from rescale_ssh.cli.usage import hoist_globals
 
     values, _ = global_names()
     if "--" not in args and args and args[-1] in values:

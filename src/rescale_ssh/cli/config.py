@@ -150,7 +150,9 @@ def apply(settings: Settings, key: str) -> None:
     if key not in userconfig.HOOK_KEYS:
         return
     guard(fresh, "config")
-    done = userconfig.update_hook(fresh, key)
+    from rescale_ssh.sshconfig import toolfiles
+
+    done = toolfiles.update_hook(fresh, key)
     if done is None:
         return
     typer.echo(f"Updated the installed hook's {key} in {done.path}: "

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from rescale_ssh.cli.boundary import PROG
-from rescale_ssh.cli.common import DryRun, JobArg, JsonOut, settings_of, warn
+from rescale_ssh.cli.common import DryRun, JobArg, JsonOut, open_client, settings_of, warn
 from rescale_ssh.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from rescale_ssh.desktop.tunnel import Ended
+    from rescale_ssh.cli.tunnel import Ended
     from rescale_ssh.settings import Settings
     from rescale_ssh.sshconfig.forwards import Located, Spec
     from rescale_ssh.sshconfig.hostblock import Forward
@@ -72,14 +72,14 @@ def forward(
     if not parsed:
         _list(settings, job, json_out)
         return
-    located = fw.locate(settings, job)
+    located = fw.locate(settings, job, open_client)
     if located.added:
         warn(f"added {located.target.alias} to {settings.ssh_config}")
     if save or remove:
         _save(settings, located, parsed, remove=remove, dry_run=dry_run)
         return
     chosen = fw.one_off(located, parsed)
-    from rescale_ssh.desktop import tunnel
+    from rescale_ssh.cli import tunnel
 
     def opened(ended: Ended) -> None:
         how = "the running ssh master of" if ended.shared else "a connection to"

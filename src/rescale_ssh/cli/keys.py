@@ -19,7 +19,7 @@ from rescale_ssh.cli.usage import within
 from rescale_ssh.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # cryptography loads only in the commands that use it
-    from rescale_ssh.doctor.checks import Report
+    from rescale_ssh.doctor.report import Report
     from rescale_ssh.keys.keypair import Written
     from rescale_ssh.settings import Settings
 
@@ -460,7 +460,7 @@ def _can_print(sample: str) -> bool:
 
 
 def render_report(report: Report, *, unicode: bool) -> str:
-    from rescale_ssh.doctor.checks import FAIL, WARN
+    from rescale_ssh.doctor.report import FAIL, WARN
 
     lines = []
     for check in report.checks:

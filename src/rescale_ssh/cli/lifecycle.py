@@ -144,8 +144,8 @@ def status(ctx: typer.Context, job: JobArg, json_out: JsonOut = False) -> None:
 
 def _block_kind(settings: Settings, job: str) -> tuple[str, str]:
     """How the job is reached, and the identity ssh offers it (its block's, else ours)."""
-    from rescale_ssh import validate
-    from rescale_ssh.sshconfig import configfile, section
+    from rescale_ssh import configfile, validate
+    from rescale_ssh.sshconfig import section
 
     job = validate.job_id(job, source="the command line")
     path = settings.ssh_config
@@ -366,7 +366,7 @@ def shell(
 
     Example: rescale-ssh shell Fotxeb -L 8888:localhost:8888 -- tail -f run.log
     """
-    from rescale_ssh.desktop import shell as shell_module
+    from rescale_ssh.cli import shell as shell_module
 
     settings = settings_of(ctx)
     own = list(shell_module.UNSHARED) if no_multiplex else []

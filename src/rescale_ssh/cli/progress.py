@@ -3,7 +3,7 @@
 Drawn on stderr, and only when stderr is a terminal: logs and CI get no control characters.
 A daemon thread redraws the line every :data:`REDRAW` seconds (``\\r`` then ``ESC [K``, so a
 shorter text leaves no tail) and erases it when it stops, before the command prints anything
-else. Standard library only, and never used by the hook (hook.py, proxy.py): ssh's stderr is
+else. Standard library only, and never used by the hook (hook/): ssh's stderr is
 the user's terminal there too, but the hook must stay fast and silent.
 """
 

@@ -138,9 +138,9 @@ def _host_keys(known_hosts: str, alias: str) -> list[str]:
 def _write_reg(item: Session, out: str, *, replace: bool, dry_run: bool) -> None:
     import os
 
+    from rescale_ssh import configfile
     from rescale_ssh.desktop import putty
     from rescale_ssh.errors import ConfigError
-    from rescale_ssh.sshconfig import configfile
 
     text = putty.render_reg([item])
     if out == "-" or dry_run:

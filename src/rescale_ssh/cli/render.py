@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rescale_ssh.sshconfig.configfile import Change
+from rescale_ssh.configfile import Change
 from rescale_ssh.sshconfig.hostblock import HostEntry
 
 if TYPE_CHECKING:

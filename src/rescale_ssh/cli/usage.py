@@ -17,7 +17,7 @@ from rescale_ssh.errors import ExitCode, RescaleSSHError, UsageError
 
 PROG = "rescale-ssh"
 GLOBAL_HELP_TITLE = "Global options (before or after the command)"
-# The root options every command accepts (cli.hoist_globals moves them in front).
+# The root options every command accepts (hoist_globals below moves them in front).
 GLOBAL_NAMES = ("ssh_config", "platform", "profile", "identity", "debug")
 
 ClickException = click.exceptions.ClickException
@@ -124,7 +124,7 @@ class ShellCommand(GlobalHelpCommand):
     ``-h`` among others) and the words after ``--`` are kept aside in ``ctx.meta``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        from rescale_ssh.desktop import shell
+        from rescale_ssh.cli import shell
 
         remote: list[str] = []
         if "--" in args:
@@ -148,3 +148,30 @@ class ShellCommand(GlobalHelpCommand):
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return [*super().collect_usage_pieces(ctx), *self.usage_tail]
+
+
+# Global options may be given after the command too (`rescale-ssh add JOB --ssh-config F`):
+# hoist_globals moves them in front, where Click expects them.
+GLOBAL_VALUE_OPTIONS = ("--ssh-config", "--platform", "--profile", "--identity")
+GLOBAL_FLAGS = ("--debug",)
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """Move global options that follow the command name in front of it."""
+    stop = args.index("--") if "--" in args else len(args)
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < stop:
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_VALUE_OPTIONS and "=" not in arg and i + 1 < stop:
+            front += args[i : i + 2]
+            i += 2
+            continue
+        if name in GLOBAL_VALUE_OPTIONS or arg in GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest + args[stop:]

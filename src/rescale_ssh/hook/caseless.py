@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from rescale_ssh.hook import jobcache
+from rescale_ssh.platform.casehint import with_hint
 from rescale_ssh.sshconfig import included
 
 
@@ -23,25 +24,6 @@ def known(state_dir: str) -> list[str]:
         if job.isascii() and job.isalnum():
             jobs.add(job)
     return sorted(jobs)
-
-
-def suggestion(job: str, jobs: list[str]) -> str | None:
-    same = sorted({other for other in jobs if other.lower() == job.lower() and other != job})
-    if not same:
-        return None
-    names = " or ".join(f"rescale-{other}" for other in same)
-    return f"did you mean {names}? Job IDs are case-sensitive"
-
-
-def with_hint(job: str, jobs: list[str], fallback: str | None) -> str | None:
-    """``fallback`` (the hint for 'job not found'), led by a job of ``jobs`` that differs
-    only in case, when there is one."""
-    found = suggestion(job, jobs)
-    if found is None:
-        return fallback
-    if fallback and "case-sensitive" in fallback:  # said already: the platform is left
-        return f"{found}; else check the platform"
-    return f"{found}; else {fallback}" if fallback else found
 
 
 def hint(job: str, state_dir: str, fallback: str | None) -> str | None:

@@ -100,7 +100,8 @@ def users_own(conf: HookConf, alias: str) -> bool:
     """The alias is a host of the user's, added to their config after ``install`` (which
     excluded the ones it saw): no request goes to the platform; the Match line is rewritten to
     leave it alone from now on. Only off the warm path (no record of a job reached)."""
-    from rescale_ssh.sshconfig import claims, configfile, included
+    from rescale_ssh import configfile
+    from rescale_ssh.sshconfig import claims, included
 
     # hook.conf of an earlier version names no config: the one ssh most likely read.
     config = conf.config or os.environ.get("RESCALE_SSH_CONFIG") or os.path.expanduser(

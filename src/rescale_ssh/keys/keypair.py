@@ -21,11 +21,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from rescale_ssh import paths
+from rescale_ssh import configfile, paths
 from rescale_ssh.errors import ConfigError, PassphraseRequired, UsageError
 from rescale_ssh.keys import ppk, wire
 from rescale_ssh.keys.ppk import PrivateKey
-from rescale_ssh.sshconfig import configfile
 
 KEY_TYPES = ("ed25519", "rsa")
 DEFAULT_RSA_BITS = 3072  # ssh-keygen's default; NIST's floor for use beyond 2030

@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import paths, posix
+from rescale_ssh import configfile, paths, posix
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.settings import DEFAULT_PROFILE, KEY_NAMES, URL_NAMES
-from rescale_ssh.sshconfig import configfile
 
 DEFAULT_SECTION = DEFAULT_PROFILE  # what every Rescale tool reads when no profile is chosen
 API_KEY = KEY_NAMES[0]
@@ -271,6 +270,6 @@ def _mode(path: Path) -> int:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    from rescale_ssh.sshconfig import configfile
+    from rescale_ssh import configfile
 
     configfile.replace_file(path, data, mode=0o600)

@@ -96,14 +96,13 @@ def plan(client: Client, job: str, *, status: Callable[[], Status] | None = None
 
 def _live_case_hint(client: Client, job: str, hint: str | None) -> str | None:
     """A live job whose ID differs only in case (one more request, on this error only)."""
-    from rescale_ssh.hook import caseless
-    from rescale_ssh.platform import joblist
+    from rescale_ssh.platform import casehint, joblist
 
     try:
         live = joblist.live_ids(client)
     except RescaleSSHError:
         live = []
-    return caseless.with_hint(job, live, hint)
+    return casehint.with_hint(job, live, hint)
 
 
 def _plan(client: Client, job: str, status_of: Callable[[], Status]) -> Resolution:

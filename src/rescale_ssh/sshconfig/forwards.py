@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rescale_ssh import posix, validate
+from rescale_ssh.configfile import Change
 from rescale_ssh.errors import InvalidValueError, UsageError
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig.configfile import Change
 from rescale_ssh.sshconfig.hostblock import Forward, HostEntry
 from rescale_ssh.target import Target, alias_for, worker_alias
+
+if TYPE_CHECKING:
+    from rescale_ssh.platform.client import Client
 
 HEAD = "localhost"  # the far end on the head node itself
 SPEC_HINT = ("a forward is REMOTE_PORT[:LOCAL_PORT], or HOST:REMOTE_PORT[:LOCAL_PORT] for "
@@ -256,11 +261,11 @@ class Located:
     added: bool = False  # the block was written just now
 
 
-def locate(settings: Settings, job: str) -> Located:
-    """The job's target: its block, else the hook's record of it, else the platform (then
-    the block is written, as `shell` does)."""
-    from rescale_ssh import errors
-    from rescale_ssh.sshconfig import configfile, hosts, section
+def locate(settings: Settings, job: str, connect: Callable[[Settings], Client]) -> Located:
+    """The job's target: its block, else the hook's record of it, else the platform through
+    the client ``connect`` opens (then the block is written, as `shell` does)."""
+    from rescale_ssh import configfile, errors
+    from rescale_ssh.sshconfig import hosts, section
 
     job = validate.job_id(job, source="the command line")
     path = settings.ssh_config
@@ -276,10 +281,9 @@ def locate(settings: Settings, job: str) -> Located:
         if cached.target is None:
             raise errors.from_code(cached.code, cached.reason, cached.hint or None, job=job)
         return Located(cached.target, None, others)
-    from rescale_ssh.cli.common import open_client
     from rescale_ssh.platform import resolver
 
-    with open_client(settings) as client:
+    with connect(settings) as client:
         target = resolver.resolve(client, job)
     result = hosts.add(settings, target)
     return Located(target, result.entry, others, added=True)

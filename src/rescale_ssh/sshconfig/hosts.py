@@ -6,11 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import errors, validate
+from rescale_ssh import configfile, errors, validate
+from rescale_ssh.configfile import Change
 from rescale_ssh.errors import NotFoundError
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig import configfile, forwards, knownhosts, section, toolfiles
-from rescale_ssh.sshconfig.configfile import Change
+from rescale_ssh.sshconfig import forwards, knownhosts, section, toolfiles
 from rescale_ssh.sshconfig.hostblock import HostEntry
 from rescale_ssh.target import Target, alias_for
 

@@ -16,14 +16,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescale_ssh import paths
+from rescale_ssh import configfile, paths
+from rescale_ssh.configfile import Change
 from rescale_ssh.desktop import shellfiles
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.hook import blockfile, hookconf
 from rescale_ssh.hook.hookconf import HookConf
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig import claims, configfile, included, section, toolfiles
-from rescale_ssh.sshconfig.configfile import Change
+from rescale_ssh.sshconfig import claims, included, section, toolfiles
 from rescale_ssh.sshconfig.section import HookSpec, Section
 
 # In the order uninstall removes them: first what starts the hook (a hook run that starts

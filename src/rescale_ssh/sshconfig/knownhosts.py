@@ -18,9 +18,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from rescale_ssh import posix, store
+from rescale_ssh import configfile, posix, store
 from rescale_ssh.errors import ConfigError
-from rescale_ssh.sshconfig import configfile
 
 
 def _names(line: bytes) -> set[bytes]:

@@ -1,7 +1,7 @@
 """OpenSSH connection sharing for the jobs: one TCP connection and handshake per job, reused.
 
 Every job alias gets ``ControlMaster auto``, ``ControlPath <state>/%n`` and ``ControlPersist``
-(a setting, :data:`DEFAULT_PERSIST` by default): the first ``ssh`` to a job becomes its master,
+(a setting, 5m by default): the first ``ssh`` to a job becomes its master,
 later ones (scp, rsync, VS Code's several connections) open a channel on it in about 2 round
 trips instead of about 12 (issue 16). What the master's life is tied to:
 
@@ -29,46 +29,18 @@ from __future__ import annotations
 import os
 import sys
 
-DEFAULT_PERSIST = "5m"
-OFF = "no"
+# ControlPersist values are validated with the other values that reach a config (validate.py);
+# OFF, the word for no sharing, is what the writers compare with.
+from rescale_ssh.validate import OFF as OFF
+
 SOCKET_LIMIT = 104  # sun_path on macOS (108 on Linux): the smaller one, with its NUL
 TEMP_SUFFIX = 17  # ssh binds "<ControlPath>.XXXXXXXXXXXXXXXX" first, then links it
 STOP_TIMEOUT = 5.0
-_DURATION = r"(?:[1-9][0-9]{0,5}[smhdwSMHDW]?)(?:[0-9]{1,6}[smhdwSMHDW])*"  # re: not on import
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MAX_PERSIST = 7 * 86400  # a week: a forgotten master is ended by ServerAlive anyway
 
 
 def supported() -> bool:
     """This machine's OpenSSH shares connections (Windows' port has no ControlMaster)."""
     return sys.platform != "win32"
-
-
-def seconds(value: str) -> int:
-    """ssh_config(5) TIME FORMATS: ``300``, ``5m``, ``1h30m``. ValueError if not one."""
-    import re
-
-    if not re.fullmatch(_DURATION, value):
-        raise ValueError(value)
-    total = 0
-    for number, unit in re.findall(r"([0-9]+)([smhdwSMHDW]?)", value):
-        total += int(number) * _UNIT[unit.lower()]
-    return total
-
-
-def persist_value(value: str) -> str:
-    """A ControlPersist setting as written: a time of at most a week, or ``no`` (no sharing).
-    ``yes``/``0`` (for ever) are refused: a master of a stopped cluster would never go."""
-    text = value.strip()
-    if text.lower() in ("no", "off", "false"):
-        return OFF
-    try:
-        total = seconds(text)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a time such as 300, 5m or 1h30m") from None
-    if not 0 < total <= MAX_PERSIST:
-        raise ValueError(f"{value!r} is not between 1 second and a week")
-    return text
 
 
 def socket_path(state_dir: str, alias: str) -> str:

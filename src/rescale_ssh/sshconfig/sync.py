@@ -25,13 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rescale_ssh import configfile
+from rescale_ssh.configfile import Change
 from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hook import jobcache
 from rescale_ssh.platform import joblist, launchkey
 from rescale_ssh.platform.client import Client
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig import configfile, knownhosts, section, toolfiles
-from rescale_ssh.sshconfig.configfile import Change
+from rescale_ssh.sshconfig import knownhosts, section, toolfiles
 from rescale_ssh.sshconfig.hostblock import HostEntry
 from rescale_ssh.target import Target, alias_for, worker_alias
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import paths, store, validate
+from rescale_ssh import configfile, paths, store, userconfig, validate
+from rescale_ssh.configfile import Change
 from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hook import hookconf
 from rescale_ssh.hook.hookconf import HookConf
 from rescale_ssh.settings import Settings
-from rescale_ssh.sshconfig import claims, configfile, included, section
-from rescale_ssh.sshconfig.configfile import Change
+from rescale_ssh.sshconfig import claims, included, section
 
 
 def program() -> tuple[str, str]:
@@ -255,3 +256,54 @@ def write_section(settings: Settings, compute: Callable[[bytes], bytes], *, dry_
 
     return configfile.update(path, compute, dry_run=dry_run, by_hand=section.by_hand,
                              prepare=None if dry_run else prepare)
+
+
+@dataclass(frozen=True)
+class HookUpdate:
+    """The installed hook's settings, made to agree with the settings now in effect."""
+
+    path: str  # hook.conf
+    key: str
+    before: str
+    after: str
+    stale: tuple[str, ...] = ()  # jobs whose blocks (written by `add`) name another identity
+
+
+def update_hook(settings: Settings, key: str) -> HookUpdate | None:
+    """With the hook installed, what hook.conf holds for ``key`` made what ``install`` would
+    write now (its other settings, time limits included, stay), and the hook's blocks rebuilt
+    with it, under the config's lock as ``install`` does. None: no hook, or nothing to do."""
+    if key not in userconfig.HOOK_KEYS:
+        return None
+    config = settings.ssh_config
+    data = configfile.read_bytes(config)
+    current = section.read(data or b"", path=str(config))
+    if current.hook is None:
+        if key == "multiplex" and current.entries:  # the static blocks' part: ssh.conf
+            configfile.update(config, lambda old: old, by_hand=section.by_hand,
+                              prepare=lambda new: _refresh(settings, new))
+        return None
+    state = current.hook.state_dir
+    conf = kept_conf(settings, state)
+    now = hook_conf(settings, state_dir=state)
+    before, after = getattr(conf, key) or "", getattr(now, key) or ""
+    stale = tuple(sorted(entry.job for entry in current.entries.values()
+                         if key == "identity" and entry.identity != now.identity))
+    if before == after:
+        return None
+    setattr(conf, key, getattr(now, key))
+
+    def prepare(new: bytes) -> None:
+        planned = section.outline(new, path=str(config))
+        ensure(state, conf=conf, claimed=claimed(config, new, state),
+                         static=list(planned.aliases), persist=sharing(settings),
+                         proxy=static_proxy(config, new, state))
+
+    configfile.update(config, lambda old: old, by_hand=section.by_hand, prepare=prepare)
+    return HookUpdate(os.path.join(state, hookconf.FILE), key, before, after, stale)
+
+
+def _refresh(settings: Settings, new: bytes) -> None:
+    planned = section.outline(new, path=str(settings.ssh_config))
+    if not planned.is_empty() and planned.section().includable():
+        refresh(settings, planned, new)

@@ -26,9 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import paths, posix, store
+from rescale_ssh import exchange, paths, posix, store
 from rescale_ssh.errors import ConfigError, ReadOnlyConfigError
-from rescale_ssh.sshconfig import exchange
 from rescale_ssh.store import alive
 
 LOCK_TIMEOUT = 30.0
