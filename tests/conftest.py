@@ -16,8 +16,8 @@ import pytest
 
 from tests.helpers import Cli
 
-# Fixture plugins: the fake Rescale platform and the real sshd.
-pytest_plugins = ["tests.fakeplatform", "tests.sshd"]
+# Fixture plugins: the fake Rescale platform, the real sshd, the hostile-input tests' world.
+pytest_plugins = ["tests.fakeplatform", "tests.sshd", "tests.hostile"]
 
 # Counts the adversarial tests report at the end of the run (hostile inputs refused, faults
 # survived, writers killed): the figures issue 7 asks for, printed by pytest_terminal_summary.
