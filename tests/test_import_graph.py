@@ -11,8 +11,8 @@ imported). ARCHITECTURE.md draws what these tests hold.
   each a branch the hook never takes as ssh runs it. That set must be exactly ``hook/`` plus
   :data:`HOOK_PATH_OUTSIDE` (so the list stays true both ways), and no module on it may
   import a third-party package at module level: a failure names the chain of imports.
-  At run time, tests/test_hook.py and tests/test_transport.py check what a warm and a cold
-  hook really load (``-X importtime``).
+  At run time, tests/hook/test_hook.py and tests/platform/test_transport.py check what a warm
+  and a cold hook really load (``-X importtime``).
 """
 
 from __future__ import annotations

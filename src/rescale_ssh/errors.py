@@ -146,7 +146,7 @@ def shorten(value: object, limit: int = 60) -> str:
 
 # The exit-code table, the one source: README's "## Exit codes" (scripts/gen_readme.py) and the
 # man page's EXIT STATUS (scripts/gen_man.py) are generated from it, and
-# tests/test_exit_codes.py drives each example through the real command line.
+# tests/cli/test_exit_codes.py drives each example through the real command line.
 EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (ExitCode.OK, "success",
      "the block was written; `wait`: the cluster accepts SSH"),

@@ -1,11 +1,11 @@
 """``forward JOB SPEC...``: one-off port forwards to a job, held until Ctrl-C, then removed.
 
-What OpenSSH 9.2 does, measured (tests/test_forward.py): with a live master (ControlMaster),
-``ssh -N -L ...`` hands the forward to the master and exits at once, leaving the forward in
-the master; with ``ControlMaster auto`` and ``ControlPersist`` but no master, it forks a master
-into the background and exits, the forward again left behind. A master whose only users are
-forwards expires after ControlPersist, forwards and all. And ``ssh -O cancel`` with the job's
-config also cancels every ``LocalForward`` of the config (saved ones, VS Code's).
+What OpenSSH 9.2 does, measured (tests/sshconfig/test_forward.py): with a live master
+(ControlMaster), ``ssh -N -L ...`` hands the forward to the master and exits at once, leaving
+the forward in the master; with ``ControlMaster auto`` and ``ControlPersist`` but no master, it
+forks a master into the background and exits, the forward again left behind. A master whose only
+users are forwards expires after ControlPersist, forwards and all. And ``ssh -O cancel`` with
+the job's config also cancels every ``LocalForward`` of the config (saved ones, VS Code's).
 
 So the forwards are added to a master with ``ssh -O forward`` and removed with ``ssh -O
 cancel``, both run with ``-F none -S <control path>``: no config, no forwards but ours:

@@ -6,7 +6,7 @@ own folder at the head of sys.path (so no module of ours can shadow the standard
 the hook's cold path enables site-packages itself when it needs requests.
 
 Configs written before the package had rooms name ``.../rescale_ssh/launch.py``: that file is
-kept as a shim which runs :func:`start` (tests/test_upgrade.py).
+kept as a shim which runs :func:`start` (tests/sshconfig/test_upgrade.py).
 """
 
 import os

@@ -34,11 +34,11 @@ import paramiko
 import paramiko.config
 import pytest
 
-import tests.test_parsers as parsers
+import tests.sshconfig.test_parsers as parsers
 from tests.fakeplatform import FakePlatform
 from tests.helpers import IN_CI, Cli, require
 
-FOLDER = Path(__file__).resolve().parents[2] / "shared" / "real-ssh-configs"
+FOLDER = Path(__file__).resolve().parents[3] / "shared" / "real-ssh-configs"
 NAMES = sorted(path.name for path in FOLDER.glob("*.conf")) if FOLDER.is_dir() else []
 
 HOSTS_PER_CONFIG = 16  # user hosts checked with ssh and paramiko (the first ones named)

@@ -332,7 +332,7 @@ def test_sharing_only_where_the_master_lets_go_of_stderr(
     """Before OpenSSH 7.8 a ControlPersist master kept the stderr of the ssh that started it:
     `out=$(ssh rescale-X cmd 2>&1)` waited for the master to end (minutes). Such an ssh gets
     no Control lines, from `add` nor from the hook's settings."""
-    from tests.test_config_lifecycle import fake_ssh
+    from tests.sshconfig.test_config_lifecycle import fake_ssh
 
     env = fake_ssh(tmp_path / "bin", version)
     server = sshd_factory()

@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import IN_CI, Cli, require
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPLETIONS = ROOT / "completions"
 BIN = Path(sys.executable).parent
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")

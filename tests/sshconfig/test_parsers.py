@@ -24,7 +24,7 @@ from filelock import FileLock
 
 from tests.helpers import IN_CI, Cli, require
 
-JS = Path(__file__).parent / "js"
+JS = Path(__file__).parent.parent / "js"
 INSTALLED = JS / "node_modules" / "ssh-config" / "package.json"
 
 IDENTITY = "/keys/id"

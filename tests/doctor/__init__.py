@@ -1,0 +1,3 @@
+"""Tests of src/rescale_ssh/doctor/ (and its commands).
+
+doctor's checks."""

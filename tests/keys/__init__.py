@@ -1,0 +1,3 @@
+"""Tests of src/rescale_ssh/keys/ (and its commands).
+
+Key pairs, PPK, launch keys."""
