@@ -1,5 +1,5 @@
 """A network namespace joined to the host by a veth pair with ``tc netem`` on both ends: the
-kernel-emulated WAN link of bench/wan.py (issue 16, item 3), the alternative to bench/relay.py
+kernel-emulated WAN link of bench/items/wan.py (issue 16, item 3), the alternative to bench/relay.py
 when the benchmark runs as root on a kernel with netem (``CONFIG_NET_SCH_NETEM``).
 
 One namespace per run, ``rsbench-<pid>``; its veth pair ``rsb<pid>h`` (host side) and

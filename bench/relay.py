@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A TCP relay on 127.0.0.1 that behaves like a WAN link: the WAN item of bench/run.py (wan.py)
+"""A TCP relay on 127.0.0.1 that behaves like a WAN link: bench/items/wan.py, the WAN item,
 puts one in front of the throwaway sshd and one in front of the fake platform, so that any
 contributor can measure round trips without root (no network namespace, no ``tc netem``).
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A network namespace joined to the host by two tun devices and a forwarder process that
-delays every packet: the WAN benchmark's kernel-TCP link (bench/wan.py, issue 16 item 3) on a
+delays every packet: the WAN benchmark's kernel-TCP link (bench/items/wan.py, issue 16 item 3) on a
 kernel without netem, the default between bench/netns.py's netem and bench/relay.py.
 
 The namespace, its name, its /30 and its cleaning are bench/netns.py's (:class:`TunNamespace`
@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING or not __package__:  # bench/wan.py imports its neighbours as top-level modules
-    import netns
-else:  # the tests import bench.tunlink: the same NetnsError as their bench.netns
+if TYPE_CHECKING or __package__:  # the benchmark and the tests import bench.tunlink
     from bench import netns
+else:  # the forwarder: this file run as a script (bench/ first on sys.path)
+    import netns
 
 TUN = "/dev/net/tun"
 TUNSETIFF = 0x400454CA  # linux/if_tun.h

@@ -1,4 +1,4 @@
-"""Item 8 of bench/run.py, ``wan``: connection times and three user workloads over an emulated
+"""Item 8, ``wan``: connection times and three user workloads over an emulated
 WAN link (issue 16, item 3). bench/README.md describes the rows.
 
 The link is one of three. As root, when the kernel has netem (``--netns``, the default then):
@@ -20,264 +20,41 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
-import shlex
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import netns  # bench/netns.py
-import run  # bench/run.py: statistics, sandboxes, the report's rows
-import tunlink  # bench/tunlink.py
-from run import MB, BenchError, Ctx, ItemResult, Row, Sandbox, fmt_ratio
 from tests import loopback
 from tests.tls import Counter, make_tls, serve_tls
 
+from bench import netns, tunlink
+from bench.context import Ctx
+from bench.report import ItemResult, Row, fmt_ratio, fmt_time, verdict
+from bench.sandbox import Sandbox, fake_platform, short_root, write_payload
+from bench.scenario import MB
+from bench.stats import bootstrap_median, summary
+from bench.wanlink import Endpoint, link, network
+from bench.workloads import (
+    NO_MUX,
+    SCP_BYTES,
+    SMALL_FILE_BYTES,
+    SMALL_FILES,
+    Payloads,
+    Route,
+    Subject,
+    bulk_rsync,
+    check,
+    connect,
+    short_dir,
+    user_sequence,
+    vscode_start,
+)
+
 DEFAULT_RTTS = (80.0, 150.0)
-SMALL_FILES = 200
-SMALL_FILE_BYTES = 2048
-SCP_BYTES = 5 * MB
-NO_MUX = ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-VSCODE_COMMANDS = ("uname -a", "true", "echo $HOME", "ls /")
-
-
-# -- the network -------------------------------------------------------------------------------
-
-
-@dataclass
-class RelayProcess:
-    """bench/relay.py in a process of its own: its timing is not the benchmark's GIL's."""
-
-    process: subprocess.Popen[str]
-    port: int
-
-    @classmethod
-    def start(cls, python: str, target: int, delay_ms: float, rate_mbit: float) -> RelayProcess:
-        argv = [python, str(run.BENCH / "relay.py"), "--target", str(target),
-                "--delay-ms", f"{delay_ms:g}", "--rate-mbit", f"{rate_mbit:g}"]
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   text=True)
-        line = process.stdout.readline() if process.stdout else ""
-        if not line.strip().isdigit():
-            process.kill()
-            raise BenchError(f"$ {shlex.join(argv)} did not say its port (said {line!r})")
-        return cls(process, int(line))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-
-@dataclass
-class Endpoint:
-    """What Sandbox needs of a platform: its URL (the relay's HTTPS port) and the API key."""
-
-    base_url: str
-    api_key: str
-
-
-# -- routes: how each subject reaches the server ---------------------------------------------
-
-
-@dataclass
-class Route:
-    """An ssh command line (config file, options, port) and the host it names."""
-
-    name: str
-    ssh: str
-    scp: str
-    config: Path
-    host: str
-    env: dict[str, str]
-    options: list[str] = field(default_factory=list)
-    port: int | None = None
-
-    def ssh_argv(self, *extra: str) -> list[str]:
-        port = ["-p", str(self.port)] if self.port else []
-        return [self.ssh, "-F", str(self.config), *self.options, *port, *extra]
-
-    def scp_argv(self) -> list[str]:
-        port = ["-P", str(self.port)] if self.port else []
-        return [self.scp, "-F", str(self.config), *self.options, *port]
-
-    def exit_master(self) -> None:
-        """``ssh -O exit``: the next connection starts without a master (if there was one)."""
-        subprocess.run(self.ssh_argv("-O", "exit", self.host), env=self.env,
-                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-
-    def has_master(self) -> bool:
-        return subprocess.run(self.ssh_argv("-O", "check", self.host), env=self.env,
-                              capture_output=True, timeout=30,
-                              stdin=subprocess.DEVNULL).returncode == 0
-
-    def multiplexed(self) -> bool:
-        """Whether ``ssh -G`` says connections share a master (ControlPath and ControlMaster)."""
-        proc = run.run([*self.ssh_argv("-G"), self.host], self.env)
-        values = dict(line.partition(" ")[::2] for line in proc.stdout.splitlines())
-        return (values.get("controlpath", "none") != "none"
-                and values.get("controlmaster", "false") != "false")
-
-
-def short_dir(ctx: Ctx, prefix: str) -> Path:
-    """A folder under /tmp with a short name: a Unix socket's path has at most ~104 bytes."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    ctx.cleanup.append(folder)
-    return folder
-
-
-# -- workloads ---------------------------------------------------------------------------------
-
-
-def check(argv: list[str], env: dict[str, str], timeout: float = 300) -> str:
-    return run.run(argv, env, timeout=timeout).stdout
-
-
-def connect(route: Route) -> float:
-    elapsed, code = run.spawn(route.ssh_argv(route.host, "true"), route.env)
-    if code != 0:
-        run.run(route.ssh_argv(route.host, "true"), route.env)  # raises, with the output
-        raise BenchError(f"{shlex.join(route.ssh_argv(route.host, 'true'))} failed when timed")
-    return elapsed
-
-
-@dataclass
-class Payloads:
-    small: Path  # SMALL_FILES files
-    big: Path  # SCP_BYTES
-    bulk: Path  # the bulk rsync's file
-    remote: Path  # the server's folder for uploads (the same machine: loopback)
-    local: Path  # downloads
-    counter: int = 0
-
-    def fresh(self, name: str) -> tuple[Path, Path]:
-        self.counter += 1
-        return self.remote / f"{name}-{self.counter}", self.local / f"{name}-{self.counter}"
-
-
-def user_sequence(route: Route, data: Payloads) -> float:
-    """``ssh true``; rsync 200 small files up; rsync them back; scp 5 MB; ``ssh ls``."""
-    remote, local = data.fresh(route.name)
-    rsync_e = shlex.join(route.ssh_argv())
-    start = time.perf_counter()
-    check(route.ssh_argv(route.host, "true"), route.env)
-    check(["rsync", "-a", "-e", rsync_e, f"{data.small}/", f"{route.host}:{remote}/"],
-          route.env)
-    check(["rsync", "-a", "-e", rsync_e, f"{route.host}:{remote}/", f"{local}/"], route.env)
-    check([*route.scp_argv(), "-q", str(data.big), f"{route.host}:{remote}/big.bin"], route.env)
-    listing = check(route.ssh_argv(route.host, "ls", str(remote)), route.env)
-    elapsed = time.perf_counter() - start
-    if len(listing.split()) != SMALL_FILES + 1 or len(list(local.iterdir())) != SMALL_FILES:
-        raise BenchError(f"the user sequence through {route.name} did not copy every file")
-    shutil.rmtree(remote)
-    shutil.rmtree(local)
-    return elapsed
-
-
-def vscode_start(route: Route, _data: Payloads) -> float:
-    """``ssh -T -D PORT HOST bash`` kept open (a command sent, its answer awaited), then 4
-    short ``ssh HOST cmd``: roughly what VS Code Remote-SSH does when it opens a window."""
-    start = time.perf_counter()
-    argv = route.ssh_argv("-T", "-D", f"127.0.0.1:{loopback.free_port()}", route.host, "bash")
-    proc = subprocess.Popen(argv, env=route.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("echo rescale-ssh-bench-ready\n")
-        proc.stdin.flush()
-        answer = proc.stdout.readline()
-        if answer.strip() != "rescale-ssh-bench-ready":
-            proc.kill()
-            raise BenchError(f"$ {shlex.join(argv)} answered {answer!r}: "
-                             f"{proc.communicate(timeout=10)[1][-2000:]}")
-        for command in VSCODE_COMMANDS:
-            check(route.ssh_argv(route.host, command), route.env)
-        elapsed = time.perf_counter() - start
-        proc.stdin.close()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    return elapsed
-
-
-def bulk_rsync(route: Route, data: Payloads) -> float:
-    remote, _ = data.fresh(f"bulk-{route.name}")
-    argv = ["rsync", "-a", "-e", shlex.join(route.ssh_argv()), str(data.bulk),
-            f"{route.host}:{remote}/"]
-    start = time.perf_counter()
-    check(argv, route.env, timeout=900)
-    elapsed = time.perf_counter() - start
-    copied = remote / data.bulk.name
-    if copied.stat().st_size != data.bulk.stat().st_size:
-        raise BenchError(f"{copied} has {copied.stat().st_size} bytes")
-    shutil.rmtree(remote)
-    return elapsed
-
-
-# -- one RTT -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Subject:
-    """One measured thing: ``prepare`` (untimed) then ``measure`` (returns seconds)."""
-
-    measure: Callable[[], float]
-    prepare: Callable[[], object] | None = None
-    times: list[float] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def link(ctx: Ctx, server: loopback.SSHServer, platform: Any, rtt_ms: float,
-         rate_mbit: float, net: netns.Namespace | None) -> Iterator[tuple[int, int]]:
-    """The ports the clients dial on ``server.host`` for the sshd and the platform: the
-    servers' own through the namespace's veth, shaped for this RTT, or two relays'."""
-    api_port = int(platform._server.server_address[1])
-    if net is not None:
-        try:
-            net.shape(rtt_ms / 2, rate_mbit)
-        except netns.NetnsError as exc:
-            raise BenchError(str(exc)) from exc
-        yield server.port, api_port
-        return
-    ssh_relay = RelayProcess.start(ctx.python, server.port, rtt_ms / 2, rate_mbit)
-    try:
-        api_relay = RelayProcess.start(ctx.python, api_port, rtt_ms / 2, rate_mbit)
-        try:
-            yield ssh_relay.port, api_relay.port
-        finally:
-            api_relay.stop()
-    finally:
-        ssh_relay.stop()
-
-
-def network(stack: contextlib.ExitStack, mode: str) -> tuple[netns.Namespace | None, str]:
-    """The namespace for ``mode`` ("netns", "tun", "relay", "auto": netem, else the tun
-    forwarder, else the relay), entered on ``stack``; None for the relay. The text says why
-    the links before the one chosen were not used ("" when asked for by name)."""
-    if mode == "relay":
-        return None, ""
-    unused: list[str] = []
-    for name, kind in (("netns", None), ("tun", tunlink.TunNamespace)):
-        if mode not in ("auto", name):
-            continue
-        try:
-            return stack.enter_context(netns.namespace(kind=kind)), "; ".join(unused)
-        except netns.NetnsError as exc:
-            if mode == name:
-                raise BenchError(f"--{name}: {exc}") from exc
-            unused.append(f"`--{name}` not used: " + " ".join(str(exc).split()))
-    return None, "; ".join(unused)
 
 
 def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counter,
@@ -292,7 +69,7 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
         # HOME under a short folder: the tool's ControlPath (<state>/mux/%n) must fit in a Unix
         # socket's path (~104 bytes, with the 17 characters ssh adds while it makes one), or
         # ssh disables multiplexing; in the run's folder it did not fit at 150 ms.
-        short = run.short_root(ctx)
+        short = short_root(ctx)
         boxes = {name: Sandbox(ctx, f"{name[0]}{rtt_ms:g}", platform=endpoint, base=short,
                                identity=server.client_key) for name in ("static", "hook", "cold")}
         for box in boxes.values():
@@ -404,11 +181,8 @@ def measure_rtt(ctx: Ctx, server: loopback.SSHServer, platform: Any, tls: Counte
             "tool_multiplexes": tool_muxes, "rounds": rounds}
 
 
-# -- the report --------------------------------------------------------------------------------
-
-
 def fmt_rtts(values: list[float], rtt: float) -> str:
-    s = run.summary(values)
+    s = summary(values)
     return f"{s['median'] / rtt:.1f} RTT [{s['p10'] / rtt:.1f}–{s['p90'] / rtt:.1f}]"
 
 
@@ -421,9 +195,9 @@ def report(result: ItemResult, rtt_ms: float, size: int, found: dict[str, Any]) 
         return statistics.median(times[name])
 
     def timing(name: str) -> str:
-        return f"{run.fmt_time(times[name])} = {fmt_rtts(times[name], rtt)}"
+        return f"{fmt_time(times[name])} = {fmt_rtts(times[name], rtt)}"
 
-    direct = f"direct {run.fmt_time(times['direct'])}"
+    direct = f"direct {fmt_time(times['direct'])}"
     labels = {
         "direct": "`ssh -p PORT user@ADDRESS true` (direct, unmultiplexed)",
         "direct_mux": "direct, multiplexed, later connection (master up)",
@@ -440,14 +214,14 @@ def report(result: ItemResult, rtt_ms: float, size: int, found: dict[str, Any]) 
         budget, ok = "–", "info"
         if name in ("hook_cold", "hook_warm"):
             extra = (med(name) - med("direct")) / rtt
-            budget, ok = "≤ direct + 2 RTT", run.verdict(extra <= 2)
+            budget, ok = "≤ direct + 2 RTT", verdict(extra <= 2)
             shown = f"{shown}, {extra:+.1f} RTT"
         elif name in ("static_later", "alias_later"):
-            budget, ok = "≤ 0.92×", run.verdict(med(name) / med("direct") <= 0.92)
+            budget, ok = "≤ 0.92×", verdict(med(name) / med("direct") <= 0.92)
         elif name == "alias_later_tool":
-            base = f"direct multiplexed {run.fmt_time(times['direct_mux'])}"
+            base = f"direct multiplexed {fmt_time(times['direct_mux'])}"
             shown = fmt_ratio(med(name) / med("direct_mux"))
-            budget, ok = "≤ 1.15×", run.verdict(med(name) / med("direct_mux") <= 1.15)
+            budget, ok = "≤ 1.15×", verdict(med(name) / med("direct_mux") <= 1.15)
         result.rows.append(Row(tag, label, timing(name), base, shown, budget, ok))
 
     for kind, label, most in (("sequence", "user sequence (`ssh true`; rsync 200 files up and "
@@ -462,17 +236,17 @@ def report(result: ItemResult, rtt_ms: float, size: int, found: dict[str, Any]) 
             judged = name == "alias"
             result.rows.append(Row(
                 tag, f"{label}: {route}", timing(f"{kind}:{name}"),
-                f"direct unmultiplexed {run.fmt_time(base_t)} = {fmt_rtts(base_t, rtt)}",
+                f"direct unmultiplexed {fmt_time(base_t)} = {fmt_rtts(base_t, rtt)}",
                 fmt_ratio(r), f"≤ {most}×" if judged else "–",
-                run.verdict(r <= most) if judged else "info"))
+                verdict(r <= most) if judged else "info"))
 
     alias_bulk, direct_bulk = times["bulk:alias"], times["bulk:direct"]
     paired = [d / a for a, d in zip(alias_bulk, direct_bulk, strict=True)]
     r = statistics.median(paired)
-    low, high = run.bootstrap_median(paired) if len(paired) > 1 else (r, r)
+    low, high = bootstrap_median(paired) if len(paired) > 1 else (r, r)
 
     def mbs(values: list[float]) -> str:
-        s = run.summary([size / t / MB for t in values])
+        s = summary([size / t / MB for t in values])
         return f"{s['median']:.1f} MB/s [{s['p10']:.1f}–{s['p90']:.1f}]"
 
     result.rows.append(Row(
@@ -494,7 +268,7 @@ def report(result: ItemResult, rtt_ms: float, size: int, found: dict[str, Any]) 
                            f"{max(counts)}" + (f" (runs: {sorted(set(counts))})"
                                                if len(set(counts)) > 1 else ""),
                            f"TLS connections: {max(found['cold_tls_connections'])}",
-                           budget="≤ 2", verdict=run.verdict(max(counts) <= 2)))
+                           budget="≤ 2", verdict=verdict(max(counts) <= 2)))
 
 
 def bench_wan(ctx: Ctx) -> ItemResult:
@@ -522,10 +296,10 @@ def bench_wan(ctx: Ctx) -> ItemResult:
             folder.mkdir(parents=True)
         for i in range(SMALL_FILES):
             (data.small / f"f{i:03d}.txt").write_bytes(random.randbytes(SMALL_FILE_BYTES))
-        run.write_payload(data.big, SCP_BYTES)
-        run.write_payload(data.bulk, size)
+        write_payload(data.big, SCP_BYTES)
+        write_payload(data.bulk, size)
         with inside():
-            platform = stack.enter_context(run.fake_platform(float(args.platform_ms) / 1000,
+            platform = stack.enter_context(fake_platform(float(args.platform_ms) / 1000,
                                                              host=host))
         tls = serve_tls(platform, cert, key)
         for rtt_ms in rtts:
