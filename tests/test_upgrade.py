@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import rescale_ssh
-from rescale_ssh.sshconfig import section
+from rescale_ssh.sshconfig import mux, section
 from tests.fakeplatform import FakePlatform
 from tests.helpers import Cli, Result, require
 from tests.sshd import SSHServer
@@ -42,10 +42,25 @@ NO_FINAL_NEWLINE = "-no-final-newline"
 LAYOUTS = sorted(path.name for path in FIXTURES.iterdir()
                  if path.is_dir() and path.name != "sample")
 HOOKED = frozenset(name for name in LAYOUTS if (FIXTURES / name / "state" / "hook.conf").exists())
-NEWEST = "720bcc1"  # the last layout before the redesign: the newest hook fixture
-# The current package's launcher: an upgrade in place puts the new code at the path the old
-# hook.conf, script and Match line name.
+# The layouts with one region at the top of the config and the included <state>/ssh.conf: the
+# layout this version writes, but with the files of the version that wrote them.
+ONE_REGION = frozenset(name for name in LAYOUTS
+                       if (FIXTURES / name / "state" / "ssh.conf").exists())
+# The layouts whose blocks share connections: ControlPath names sockets in the state folder.
+SHARING = frozenset(name for name in LAYOUTS if any(
+    "ControlPath " in path.read_text() for path in (FIXTURES / name).rglob("*") if path.is_file()))
+# The last layout with every module flat in src/rescale_ssh/ (issue 17, item 6): its hook
+# script, hook.conf, ssh.conf and the hook's blocks name src/rescale_ssh/launch.py.
+FLAT = "d5e8ad0"
+NEWEST = FLAT  # the newest hook fixture
+# The current package's launcher at its old place (a shim since the modules moved into rooms):
+# an upgrade in place puts the new code at the path the old hook.conf, script and Match name.
 LAUNCHER = str(Path(rescale_ssh.__file__).with_name("launch.py"))
+# The launcher `install` writes now.
+HOOK_LAUNCHER = str(Path(rescale_ssh.__file__).parent / "hook" / "launch.py")
+# What names the launcher in the state folder: the hook's script and settings, the included
+# file (its Match exec and the static blocks' ProxyCommand) and the hook's blocks.
+LAUNCHING = ("hook", "hook.conf", "ssh.conf", "fresh.conf")
 
 # What the fixtures hold (scripts/gen_upgrade_fixtures.py): two jobs added from their log
 # lines, and one the old hook resolved (it runs on the test's sshd: @USER@, @PORT@).
@@ -114,15 +129,30 @@ def ssh(config: Path, host: str, *command: str) -> subprocess.CompletedProcess[s
     )
 
 
+def state_folder(request: pytest.FixtureRequest, name: str) -> Path | None:
+    """Where the layout's state folder goes: None for the isolated home's. A layout of
+    :data:`SHARING` names its sockets there, and a pytest folder passes the 104 bytes of a
+    Unix socket path (ssh: "ControlPath too long", exit 255, for the jobs): it gets a short
+    one (conftest.short_state, which also ends the masters), as a user's
+    /home/alice/.local/state/rescale-ssh is. (The version that wrote it gave an alias whose
+    socket would not fit no Control lines; the fixtures were made in a short folder.)"""
+    if name not in SHARING:
+        return None
+    folder: Path = request.getfixturevalue("short_state")
+    return folder
+
+
 def materialize(name: str, home: Path, tmp_path: Path, platform: FakePlatform,
-                sshd: SSHServer, *, age: float = STALE) -> Home:
+                sshd: SSHServer, *, age: float = STALE, state: Path | None = None,
+                launcher: str = LAUNCHER) -> Home:
     """Lay the fixture out in ``home`` with this machine's paths, as an upgrade in place
-    leaves it; give the platform the jobs the fixture names (the hook's on the test sshd)."""
+    leaves it; give the platform the jobs the fixture names (the hook's on the test sshd).
+    ``state``: the state folder (:func:`state_folder`); ``launcher``: what @LAUNCHER@ is."""
     ssh_dir = home / ".ssh"
-    state = home / ".local" / "state" / "rescale-ssh"
+    state = state or home / ".local" / "state" / "rescale-ssh"
     values = {
         "@HOME@": str(home), "@STATE@": str(state), "@PYTHON@": sys.executable,
-        "@LAUNCHER@": LAUNCHER, "@PLATFORM@": platform.base_url, "@USER@": sshd.user,
+        "@LAUNCHER@": launcher, "@PLATFORM@": platform.base_url, "@USER@": sshd.user,
         "@PORT@": str(sshd.port), "@TIME@": f"{time.time() - age:.3f}",
     }
     sample = FIXTURES / "sample"
@@ -243,13 +273,14 @@ def cases() -> list[object]:
 @pytest.mark.parametrize(("name", "command"), cases())
 def test_every_earlier_config_keeps_working_whatever_runs_next(
     name: str, command: str, cli: Cli, isolated_home: Path, tmp_path: Path,
-    platform: FakePlatform, sshd: SSHServer,
+    platform: FakePlatform, sshd: SSHServer, request: pytest.FixtureRequest,
 ) -> None:
     """An earlier version's config and state folder, upgraded in place, then one command: the
     user's hosts are untouched, every job resolves, and the hook still reaches new jobs (the
     report: `add` after an upgrade made every hook job fail with `.../hook: No such file`)."""
     up = materialize(name, isolated_home, tmp_path, platform, sshd,
-                     age=5.0 if command == "ssh-hook-fresh" else STALE)
+                     age=5.0 if command == "ssh-hook-fresh" else STALE,
+                     state=state_folder(request, name))
     before = up.config.read_bytes()
     static = dict(STATIC)
     hooked = up.hooked
@@ -289,14 +320,17 @@ def test_every_earlier_config_keeps_working_whatever_runs_next(
         result = cli("doctor", expect=None)
         assert result.returncode in (0, 1) and "Traceback" not in result.stderr, str(result)
         assert up.config.read_bytes() == before, "doctor changed the config"
-        # It tells the user why, and what rewrites the lines.
-        assert "an earlier version wrote them" in result.stdout, str(result)
+        # It tells the user why, and what rewrites the lines (in a one-region layout, the
+        # included file's: it names the launcher's old place).
+        said = "an earlier version, an edit" if name in ONE_REGION else \
+            "an earlier version wrote them"
+        assert said in result.stdout, str(result)
     else:  # pragma: no cover - a command missing from this table
         pytest.fail(f"no step for {command}")
 
     rewritten = up.config.read_bytes() != before
     # The earlier version's hook region still at the end of the file (no command wrote it).
-    old_layout = hooked and not rewritten
+    old_layout = hooked and not rewritten and name not in ONE_REGION
     for job, (host, port, user) in static.items():
         assert_resolves(up.config, job, host, port, user)
     if hooked:
@@ -310,7 +344,7 @@ def test_every_earlier_config_keeps_working_whatever_runs_next(
     else:  # nothing of ours claims it (ssh -G shows a name it did not replace in lower case)
         options, _ = effective(up.config, f"rescale-{LATER}")
         assert options["hostname"] == [f"rescale-{LATER}".lower()]
-    if rewritten and command != "uninstall":
+    if (rewritten or name in ONE_REGION) and command != "uninstall":
         assert_one_region_at_the_top(up)
     # The user's own rescale-lab under an earlier version's Match line: the test below.
     assert_user_hosts_unchanged(
@@ -321,12 +355,14 @@ def test_every_earlier_config_keeps_working_whatever_runs_next(
                                          if not name.endswith(NO_FINAL_NEWLINE)))
 def test_the_users_own_rescale_host_stays_theirs_before_any_write(
     name: str, isolated_home: Path, tmp_path: Path, platform: FakePlatform, sshd: SSHServer,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Right after the upgrade, before any command writes the config, the earlier version's
     Match line (which did not exclude the user's own hosts) runs the new hook for the user's
     rescale-lab: the new hook must leave it alone (no request, no block of ours), as it does
     under the Match lines this version writes."""
-    up = materialize(name, isolated_home, tmp_path, platform, sshd)
+    up = materialize(name, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, name))
     for _ in range(2):  # the first run, and one that finds whatever the first left behind
         assert_user_hosts_unchanged(up, ("rescale-lab",))
     assert platform.count("/api/v2/jobs/lab/") == 0
@@ -338,10 +374,11 @@ def test_the_users_own_rescale_host_stays_theirs_before_any_write(
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_install_says_what_it_repaired(name: str, cli: Cli, isolated_home: Path,
                                        tmp_path: Path, platform: FakePlatform,
-                                       sshd: SSHServer) -> None:
+                                       sshd: SSHServer, request: pytest.FixtureRequest) -> None:
     """`install` after an upgrade: an earlier version's hook is repaired, each file it
     rewrote is named, and a second `install` finds nothing left to repair."""
-    up = materialize(name, isolated_home, tmp_path, platform, sshd)
+    up = materialize(name, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, name))
     out = cli("install", "--yes").stdout
     if not up.hooked:
         assert "\nInstalled the rescale-ssh hook" in out, out
@@ -352,11 +389,15 @@ def test_install_says_what_it_repaired(name: str, cli: Cli, isolated_home: Path,
         notes = out.split(heading, 1)[1].splitlines()
         assert notes and notes[0].startswith("  - "), out
         wanted = [
-            f"rewrote the rescale-ssh lines of {up.config}",
-            f"the file the section includes {up.state}/ssh.conf, which was missing",
             f"the hook's settings {up.state}/hook.conf",
             f"the hook's script {up.state}/hook",
         ]
+        if name in ONE_REGION:  # the lines are this version's; the files name the old launcher
+            wanted.append(f"rewrote the file the section includes {up.state}/ssh.conf")
+            assert f"rewrote the rescale-ssh lines of {up.config}" not in out, out
+        else:
+            wanted += [f"rewrote the rescale-ssh lines of {up.config}",
+                       f"the file the section includes {up.state}/ssh.conf, which was missing"]
         if (FIXTURES / name / "state" / "hosts").exists() or \
                 (FIXTURES / name / "state" / "hosts.conf").exists():
             wanted.append(f"removed what an earlier version kept in {up.state}")
@@ -407,12 +448,13 @@ def run_cli(python: str, *args: str, env: dict[str, str]) -> Result:
 @pytest.mark.parametrize("gone", ["python", "launcher", "both"])
 def test_a_hook_whose_program_is_gone_fails_in_one_line_and_install_repairs_it(
     gone: str, cli: Cli, isolated_home: Path, tmp_path: Path, platform: FakePlatform,
-    sshd: SSHServer,
+    sshd: SSHServer, request: pytest.FixtureRequest,
 ) -> None:
     """After `pipx uninstall`, a deleted venv or a Python upgrade, `ssh rescale-X` printed raw
     shell errors. Now: one rescale-ssh line that names the fix, the user's other hosts stay
     silent and unaffected, doctor says the hook's program is gone, `install` repairs it."""
-    up = materialize(NEWEST, isolated_home, tmp_path, platform, sshd)
+    up = materialize(NEWEST, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, NEWEST))
     doomed = tmp_path / "doomed"
     python, env = sys.executable, {}
     if gone in ("python", "both"):
@@ -456,11 +498,13 @@ def test_a_hook_whose_program_is_gone_fails_in_one_line_and_install_repairs_it(
 
 def test_a_lost_state_folder_is_recreated_by_install(
     cli: Cli, isolated_home: Path, tmp_path: Path, platform: FakePlatform, sshd: SSHServer,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Dotfiles synced to a new machine: the config names a state folder that does not exist.
     The user's hosts and the added jobs still work; `install` succeeds and says it recreated
     the folder (it once failed with a hint that said to run install)."""
-    up = materialize(NEWEST, isolated_home, tmp_path, platform, sshd)
+    up = materialize(NEWEST, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, NEWEST))
     cli("install", "--yes")
     shutil.rmtree(up.state)
 
@@ -481,3 +525,152 @@ def test_a_lost_state_folder_is_recreated_by_install(
     assert_hook_reaches_a_new_job(up, platform, sshd)
     proc = ssh(up.config, f"rescale-{LATER}", "echo", "connected")
     assert proc.returncode == 0 and proc.stdout == "connected\n", proc.stderr
+
+
+# -- the last flat layout: its files name the launcher's old place (issue 17, item 6) ----------
+
+
+def launchers(up: Home, old: str, new: str,
+              names: tuple[str, ...] = LAUNCHING) -> dict[str, list[str]]:
+    """Which of the two launchers each of these files (:data:`LAUNCHING`) names."""
+    found = {}
+    for name in names:
+        text = (up.state / name).read_text()
+        found[name] = [label for label, path in (("old", old), ("new", new)) if path in text]
+    return found
+
+
+def ssh_static(up: Home, job: str, sshd: SSHServer) -> subprocess.CompletedProcess[str]:
+    """A real connection to a static job through its own block (its ProxyCommand, host-key
+    alias and Control lines): the fixture's jobs are at TEST-NET addresses, so the command
+    line's HostName, Port and User (which win over the file's) point it at the test sshd."""
+    return subprocess.run(
+        [require("ssh"), "-F", str(up.config), "-o", "BatchMode=yes",
+         "-o", f"HostName={sshd.host}", "-o", f"Port={sshd.port}", "-o", f"User={sshd.user}",
+         f"rescale-{job}", "echo", "connected"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_connects(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0 and proc.stdout == "connected\n", \
+        f"exit {proc.returncode}: {proc.stderr}"
+
+
+def end_masters(up: Home) -> None:
+    """End the jobs' shared connections, so that the next ssh connects anew (through what the
+    files name now), not through a master started before."""
+    for socket in mux.sockets(str(up.state)):
+        mux.control(socket, "exit")
+
+
+def test_the_last_flat_layout_works_before_any_command_and_install_names_the_new_launcher(
+    cli: Cli, isolated_home: Path, tmp_path: Path, platform: FakePlatform, sshd: SSHServer,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Issue 17's risk: the files d5e8ad0 wrote start ``src/rescale_ssh/launch.py``, which is
+    now a shim for hook/launch.py. Before any command runs, the hook's and the static blocks'
+    jobs connect through it and the user's hosts are unchanged; `install` says it repaired the
+    hook, every file then names hook/launch.py, and everything still works."""
+    up = materialize(FLAT, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, FLAT))
+    assert launchers(up, LAUNCHER, HOOK_LAUNCHER) == {name: ["old"] for name in LAUNCHING}
+    before = up.config.read_bytes()
+
+    assert_user_hosts_unchanged(up)
+    for job, (host, port, user) in STATIC.items():
+        assert_resolves(up.config, job, host, port, user)
+    options, _ = effective(up.config, "rescale-Fotxeb")  # the old Match exec found the shim
+    assert LAUNCHER in options["proxycommand"][0], options.get("proxycommand")
+    assert options["controlpath"] == [str(up.state / "rescale-Fotxeb")], options["controlpath"]
+    assert_connects(ssh_static(up, "Fotxeb", sshd))
+    # The old script runs the shim for the hook (its record is hours old: it asks again).
+    assert_connects(ssh(up.config, f"rescale-{HOOK_JOB}", "echo", "connected"))
+    options, _ = effective(up.config, f"rescale-{HOOK_JOB}")
+    assert LAUNCHER in options["proxycommand"][0], options["proxycommand"]
+    assert_hook_reaches_a_new_job(up, platform, sshd)
+    assert_connects(ssh(up.config, f"rescale-{LATER}", "echo", "connected"))
+    assert up.config.read_bytes() == before
+    assert_user_hosts_unchanged(up)
+
+    out = cli("install", "--yes").stdout
+    assert f"Repaired the rescale-ssh hook in {up.config}:\n" in out, out
+    for text in (f"rewrote the hook's settings {up.state}/hook.conf",
+                 f"rewrote the hook's script {up.state}/hook",
+                 f"rewrote the file the section includes {up.state}/ssh.conf"):
+        assert text in out, f"{text!r} not in:\n{out}"
+    assert up.config.read_bytes() == before  # the section was this version's already
+    assert launchers(up, LAUNCHER, HOOK_LAUNCHER) == {name: ["new"] for name in LAUNCHING}
+    assert cli("install", "--yes").stdout.startswith("Already installed")
+
+    end_masters(up)
+    assert_user_hosts_unchanged(up)
+    for job, (host, port, user) in STATIC.items():
+        assert_resolves(up.config, job, host, port, user)
+    options, _ = effective(up.config, "rescale-Fotxeb")
+    assert HOOK_LAUNCHER in options["proxycommand"][0], options.get("proxycommand")
+    assert_connects(ssh_static(up, "Fotxeb", sshd))
+    for job in (HOOK_JOB, LATER):
+        assert_connects(ssh(up.config, f"rescale-{job}", "echo", "connected"))
+        options, _ = effective(up.config, f"rescale-{job}")
+        assert HOOK_LAUNCHER in options["proxycommand"][0], options["proxycommand"]
+    assert launchers(up, LAUNCHER, HOOK_LAUNCHER)["fresh.conf"] == ["new"]
+
+
+def test_without_the_shim_the_users_hosts_still_work_and_install_repairs_the_jobs(
+    cli: Cli, isolated_home: Path, tmp_path: Path, platform: FakePlatform, sshd: SSHServer,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The shim deleted (a packager's clean-up, a later version without it): d5e8ad0's files
+    name a launcher that is gone. ssh for the user's own hosts is untouched (first law), the
+    static jobs connect without the proxy (its Match exec tests for the launcher), a hook job
+    fails in one line that names the fix, and `install` repairs the jobs. The package is a
+    copy without the shim, upgraded in place there."""
+    site = tmp_path / "site"
+    shutil.copytree(Path(rescale_ssh.__file__).parent, site / "rescale_ssh",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    old, new = site / "rescale_ssh" / "launch.py", site / "rescale_ssh" / "hook" / "launch.py"
+    old.unlink(missing_ok=True)  # (the package copied may have none)
+    env = {"PYTHONPATH": str(site)}
+    up = materialize(FLAT, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, FLAT), launcher=str(old))
+    before = up.config.read_bytes()
+
+    for _ in range(2):  # the first runs, and what they left behind
+        assert_user_hosts_unchanged(up)
+        for job, (host, port, user) in STATIC.items():
+            assert_resolves(up.config, job, host, port, user)
+        options, _ = effective(up.config, "rescale-Fotxeb")
+        assert options.get("proxycommand") in (None, ["none"]), options["proxycommand"]
+        assert_connects(ssh_static(up, "Fotxeb", sshd))
+        proc = ssh(up.config, f"rescale-{HOOK_JOB}", "true")
+        lines = proc.stderr.splitlines()
+        assert proc.returncode != 0
+        assert len(lines) == 1 and lines[0].startswith("rescale-ssh: error:"), proc.stderr
+        assert f"{old} is gone" in lines[0] and "rescale-ssh install" in lines[0], lines[0]
+    assert up.config.read_bytes() == before
+
+    out = cli("install", "--yes", env=env).stdout
+    assert f"Repaired the rescale-ssh hook in {up.config}:\n" in out, out
+    for text in (f"it named {old}, which is gone: the hook now runs {new}",
+                 f"rewrote the hook's script {up.state}/hook (to start the program now named)",
+                 "removed the notice the script left while the hook could not start",
+                 f"rewrote the file the section includes {up.state}/ssh.conf"):
+        assert text in out, f"{text!r} not in:\n{out}"
+    # (No fresh.conf: install removed the notice the script had put there, and the hook's
+    # record is too old for a block until the next ssh.)
+    assert not (up.state / "fresh.conf").exists()
+    assert launchers(up, str(old), str(new), LAUNCHING[:-1]) == \
+        {name: ["new"] for name in LAUNCHING[:-1]}
+
+    end_masters(up)
+    assert_user_hosts_unchanged(up)
+    for job, (host, port, user) in STATIC.items():
+        assert_resolves(up.config, job, host, port, user)
+    options, _ = effective(up.config, "rescale-Fotxeb")
+    assert str(new) in options["proxycommand"][0], options.get("proxycommand")
+    assert_connects(ssh_static(up, "Fotxeb", sshd))
+    assert_connects(ssh(up.config, f"rescale-{HOOK_JOB}", "echo", "connected"))
+    assert_hook_reaches_a_new_job(up, platform, sshd)
+    assert_connects(ssh(up.config, f"rescale-{LATER}", "echo", "connected"))
+    assert launchers(up, str(old), str(new))["fresh.conf"] == ["new"]
