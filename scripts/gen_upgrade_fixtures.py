@@ -68,6 +68,7 @@ COMMITS = {
     "5e3aac7": "marker test inline in the Match exec",
     "2f7a0b7": "the Match exec runs the sh script <state>/hook",
     "720bcc1": "the last layout before the one-region redesign",
+    "d5e8ad0": "the last flat layout (src/rescale_ssh/launch.py), with connection sharing",
 }
 
 # The user's config every version starts from: a leading global option, an Include of the
