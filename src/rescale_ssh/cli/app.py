@@ -430,7 +430,7 @@ def code(ctx: typer.Context, job: JobArg) -> None:
 
 
 def _register_command_modules() -> None:
-    """Each capability keeps its commands in a module of its own (cli_<noun>.py)."""
+    """Each capability keeps its commands in a module of its own (cli/<noun>.py)."""
     from rescale_ssh.cli import config, forward, keys, lifecycle, putty
 
     keys.register(app)

@@ -265,7 +265,7 @@ def _verb(dry_run: bool) -> Callable[[str], str]:
 
 def _approval(command: str, yes: bool) -> Callable[[SyncResult], bool]:
     """Asked by sync.sync before it drops anything: --yes, a person at a terminal, or a
-    refusal without one (cli_common.approve)."""
+    refusal without one (common.approve)."""
     from rescale_ssh.cli import render
     from rescale_ssh.sshconfig.sync import HOOKED
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -140,7 +139,7 @@ def _path() -> str:
 
 
 def _name(platform: str, job: str) -> str:
-    return f"{zlib.crc32(platform.rstrip('/').encode()):08x}/{job}"
+    return f"{store.crc32(platform.rstrip('/').encode()):08x}/{job}"
 
 
 def _read() -> dict[str, str]:
