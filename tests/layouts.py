@@ -2,7 +2,7 @@
 
 scripts/gen_upgrade_fixtures.py saved what each earlier layout left on disk; :func:`materialize`
 puts one in the isolated home with this machine's paths, the way an upgrade in place leaves it,
-and the ``assert_*`` helpers check it with the real ssh (tests/test_upgrade.py).
+and the ``assert_*`` helpers check it with the real ssh (tests/sshconfig/test_upgrade.py).
 """
 
 from __future__ import annotations

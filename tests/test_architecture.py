@@ -73,6 +73,16 @@ def test_every_room_has_its_row_and_the_layers_match() -> None:
         rooms_in_layer = set(layer) & set(rooms)  # whole rooms (not one module of one)
         for room in rooms_in_layer:
             assert f"`{room}/`" in line, (line, layer)
+        if any(entry.startswith("sshconfig.") for entry in layer):  # its operations
+            assert "`sshconfig/`'s operations" in line, (line, layer)
+        if "sshconfig" in layer:
+            assert "`sshconfig/`'s format" in line, (line, layer)
+
+
+def test_every_leaf_is_named_on_the_page() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    leaves = [entry for entry in LAYERS[-1] if entry]
+    assert [leaf for leaf in leaves if f"`{leaf}.py`" not in text] == []
 
 
 def test_no_file_in_src_or_bench_is_over_the_limit() -> None:

@@ -99,7 +99,13 @@ def test_wheel_ships_the_man_page_and_completions(tmp_path: Path) -> None:
                     "share/fish/vendor_completions.d/rescale-ssh.fish",
                     "share/powershell/rescale-ssh.ps1"):
         assert data + shipped in names
-    assert "rescale_ssh/launch.py" in names
+    # Every module of the source tree, in its room: the launcher ssh runs (hook/launch.py)
+    # and the shim at its old place (launch.py) that configs of earlier versions name.
+    source = ROOT / "src"
+    modules = {path.relative_to(source).as_posix() for path in source.rglob("*.py")}
+    assert {"rescale_ssh/hook/launch.py", "rescale_ssh/launch.py",
+            "rescale_ssh/hook/__init__.py"} <= modules
+    assert sorted(modules - names) == []
 
 
 def test_every_command_has_summary_paragraph_and_example(cli: Cli) -> None:

@@ -30,16 +30,18 @@ PACKAGE = "rescale_ssh"
 # Top first. "name" is a room (a subpackage: every module in it) or one module.
 LAYERS: list[tuple[str, ...]] = [
     ("entry", "launch", "hook.launch", "__main__"),  # the console script, the launchers
-    ("cli",),  # the only room that prints, prompts or exits
+    ("cli",),  # the only room that prints results, prompts or decides an exit code
     ("doctor",),
     ("sshconfig.hosts", "sshconfig.sync", "sshconfig.install", "sshconfig.toolfiles",
      "sshconfig.forwards"),  # the operations on the user's config and the tool's files
     ("hook",),  # what ssh runs
-    ("sshconfig",),  # the format: section, Host blocks, ssh.conf, claims, known_hosts, sharing
+    # the format: section, Host blocks, ssh.conf, claims, known_hosts, sharing (a new module of
+    # sshconfig/ lands here, below the hook, unless it is added to the operations above)
+    ("sshconfig",),
     ("platform",),
     ("keys", "desktop"),
     ("errors", "validate", "target", "paths", "settings", "userconfig", "posix", "store",
-     "configfile", "exchange", "programs", "openssh", "ownership", ""),  # the leaves
+     "configfile", "exchange", "programs", "openssh", "ownership", "casehint", ""),  # leaves
 ]
 
 HOOK_ROOTS = ("launch", "hook.launch", "entry", "hook.matcher", "hook.proxy")
@@ -55,15 +57,23 @@ OFF_PATH: dict[tuple[str, str], str] = {
     ("settings", "userconfig"): "the settings file: the hook reads hook.conf, never it",
 }
 
-# The modules outside hook/ that the hook path loads, by room: short, and each says in its
-# docstring that the hook uses it.
+# Third-party imports inside a function of a module on the hook path, and why ssh's runs never
+# call that function (a call would fail: the hook runs with -S, without site-packages).
+LAZY_THIRD_PARTY: dict[tuple[str, str], str] = {
+    ("sshconfig.section", "sshconf"):
+        "parse_blocks, for section.read(): the commands read their blocks back; the hook only "
+        "finds the section (section.locate, for claims)",
+}
+
+# The modules outside hook/ that the hook path loads, by room (a module that joins the path
+# must be added here on purpose).
 HOOK_PATH_OUTSIDE: dict[str, tuple[str, ...]] = {
     "entry points": ("", "launch", "entry"),
     "leaves": ("errors", "validate", "target", "paths", "settings", "posix", "store",
-               "configfile", "exchange", "ownership"),
+               "configfile", "exchange", "ownership", "casehint"),
     # the cold path: the job resolved through the platform, over the standard library
     "platform": ("platform", "platform.account", "platform.apiconfig", "platform.background",
-                 "platform.casehint", "platform.client", "platform.hardening",
+                 "platform.client", "platform.hardening",
                  "platform.joblist", "platform.launchkey", "platform.lifecycle",
                  "platform.loglines", "platform.preconnect",
                  "platform.resolver", "platform.transport", "platform.transport_stdlib"),
@@ -81,6 +91,8 @@ class Module:
     eager: set[str] = field(default_factory=set)  # ours, at module level
     lazy: set[str] = field(default_factory=set)  # ours, inside a function
     third_party: dict[str, int] = field(default_factory=dict)  # at module level: name -> line
+    lazy_third_party: dict[str, int] = field(default_factory=dict)  # inside a function
+    dynamic: list[int] = field(default_factory=list)  # lines of importlib / __import__ calls
 
 
 def _modules() -> dict[str, Module]:
@@ -94,6 +106,17 @@ def _modules() -> dict[str, Module]:
     return found
 
 
+def _absolute(module: Module, node: ast.ImportFrom) -> str:
+    """The module an ImportFrom names, relative ones (``from .x import y``) resolved."""
+    if node.level == 0:
+        return node.module or ""
+    package = [PACKAGE, *module.name.split(".")] if module.name else [PACKAGE]
+    if module.path.name != "__init__.py":
+        package = package[:-1]  # a module's own package
+    base = package[:len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
 def _read(module: Module, known: dict[str, Module]) -> None:
     def ours(dotted: str) -> str | None:
         if dotted == PACKAGE:
@@ -102,28 +125,39 @@ def _read(module: Module, known: dict[str, Module]) -> None:
             return dotted[len(PACKAGE) + 1:]
         return None
 
+    def imported(child: ast.AST) -> list[str]:
+        if isinstance(child, ast.Import):
+            return [alias.name for alias in child.names]
+        if isinstance(child, ast.ImportFrom):
+            source = _absolute(module, child)
+            own = ours(source)
+            # from rescale_ssh.hook import matcher: the module matcher (its package is
+            # imported with it: _hook_path adds the packages of every module it meets)
+            return [f"{source}.{alias.name}" for alias in child.names
+                    if own is not None and (f"{own}.{alias.name}" if own else alias.name)
+                    in known] or [source]
+        return []
+
     def visit(node: ast.AST, lazy: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue  # for mypy only
-            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
-            names: list[str] = []
-            if isinstance(child, ast.Import):
-                names = [alias.name for alias in child.names]
-            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                own = ours(child.module)
-                # from rescale_ssh.hook import matcher: the module matcher (its package is
-                # imported with it: _hook_path adds the packages of every module it meets)
-                names = [f"{child.module}.{alias.name}" for alias in child.names
-                         if own is not None and (f"{own}.{alias.name}" if own else alias.name)
-                         in known] or [child.module]
-            for name in names:
+                for other in child.orelse:  # only the body is for mypy
+                    visit(ast.Module(body=[other], type_ignores=[]), lazy)
+                continue
+            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                               ast.Lambda))
+            if isinstance(child, ast.Call) and (
+                    (isinstance(child.func, ast.Name) and child.func.id == "__import__")
+                    or (isinstance(child.func, ast.Attribute)
+                        and child.func.attr == "import_module")):
+                module.dynamic.append(child.lineno)
+            for name in imported(child):
                 own = ours(name)
                 if own is not None:
                     (module.lazy if inner else module.eager).add(own)
-                elif not inner and name.split(".")[0] not in sys.stdlib_module_names \
-                        and name != "__future__":
-                    module.third_party.setdefault(name, child.lineno)
+                elif name.split(".")[0] not in sys.stdlib_module_names and name != "__future__":
+                    found = module.lazy_third_party if inner else module.third_party
+                    found.setdefault(name, getattr(child, "lineno", 0))
             visit(child, inner)
 
     visit(ast.parse(module.path.read_text(encoding="utf-8")), False)
@@ -192,6 +226,20 @@ def test_nothing_on_the_hook_path_imports_a_third_party_package_at_module_level(
     assert found == []
 
 
+def test_the_hook_paths_lazy_third_party_imports_are_the_listed_ones() -> None:
+    via = _hook_path()
+    found = {(name, package) for name in via for package in MODULES[name].lazy_third_party}
+    assert sorted(found - set(LAZY_THIRD_PARTY)) == [], "not in LAZY_THIRD_PARTY"
+    assert sorted(set(LAZY_THIRD_PARTY) - found) == [], "in LAZY_THIRD_PARTY, no longer found"
+
+
+def test_no_module_on_the_hook_path_imports_by_name() -> None:
+    """importlib.import_module / __import__ would hide an import from this walk."""
+    via = _hook_path()
+    assert [f"{_chain(via, name)} (lines {MODULES[name].dynamic})" for name in sorted(via)
+            if MODULES[name].dynamic] == []
+
+
 def test_the_hook_path_is_the_hook_room_and_the_listed_modules() -> None:
     via = _hook_path()
     listed = {name for names in HOOK_PATH_OUTSIDE.values() for name in names}
@@ -209,21 +257,24 @@ def test_the_off_path_imports_are_real_lazy_imports() -> None:
         assert imported not in MODULES[importer].eager, (importer, imported)
 
 
-def test_the_graph_walk_sees_a_module_level_import() -> None:
-    """The walker itself: a third-party import at module level, and one in a function."""
-    module = Module("probe", Path("probe.py"))
-    source = ("import os\nimport typer\nfrom rescale_ssh import paths\n"
-              "def f():\n    import requests\n    from rescale_ssh.hook import matcher\n")
-    path = SRC.parent / "tests" / "probe_not_a_test.py"
-    try:
-        path.write_text(source, encoding="utf-8")
-        module.path = path
-        _read(module, MODULES)
-    finally:
-        path.unlink(missing_ok=True)
-    assert module.third_party == {"typer": 2}
-    assert module.eager == {"paths"}
+def test_the_graph_walk_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """The walker itself, on a probe module placed as src/rescale_ssh/hook/probe.py would be:
+    third-party at module level and in a function, relative imports, the else branch of
+    ``if TYPE_CHECKING``, and imports by name."""
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "import os\nimport typer\nfrom rescale_ssh import paths\nfrom . import jobcache\n"
+        "from ..sshconfig import mux\nfrom typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import cryptography\nelse:\n    import click\n"
+        "def f():\n    import requests\n    from rescale_ssh.hook import matcher\n"
+        "    return __import__('x'), importlib.import_module('y')\n", encoding="utf-8")
+    module = Module("hook.probe", path)
+    _read(module, MODULES)
+    assert module.third_party == {"typer": 2, "click": 10}
+    assert module.lazy_third_party == {"requests": 12}
+    assert module.eager == {"paths", "hook.jobcache", "sshconfig.mux"}
     assert module.lazy == {"hook.matcher"}
+    assert module.dynamic == [14, 14]
 
 
 @pytest.mark.parametrize("chain_end", ["platform.transport_requests", "keys.keypair"])

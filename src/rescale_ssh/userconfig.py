@@ -19,13 +19,9 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rescale_ssh import ownership, paths, posix, store
 from rescale_ssh.errors import ConfigError, UsageError, shorten
-
-if TYPE_CHECKING:
-    pass
 
 KEYS = ("identity", "platform", "profile", "ssh_config", "multiplex")
 MAX_SIZE = 64 * 1024

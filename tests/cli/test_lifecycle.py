@@ -169,7 +169,7 @@ def test_sync_adds_running_and_drops_stopped_within_the_request_budget(
     # instance pages of each started cluster (Run2 has a head and two workers: two pages) +
     # Gone1, in neither list, asked directly: its cluster's statuses, then its statuses (404).
     # (No job detail for the launch keys of the jobs it adds: there is no key of the user's to
-    # compare them with; tests/keys/test_launch_key.py counts those.)
+    # compare them with; tests/platform/test_launch_key.py counts those.)
     assert platform.count("/api/v2/jobs/") == platform.count() == 2 + 1 + (1 + 2 + 1) + 2
     assert platform.count("/api/v2/jobs/Gone1/") == 2
     listed = {e["job"] for e in json.loads(cli("list", "--json").stdout)}

@@ -1,3 +1,3 @@
 """Tests of src/rescale_ssh/keys/ (and its commands).
 
-Key pairs, PPK, launch keys."""
+Key pairs, PPK, the SSH wire format."""

@@ -1,3 +1,3 @@
 """Tests of src/rescale_ssh/platform/ (and its commands).
 
-The platform client, its transports, resolution, log lines, the account."""
+The platform client, its transports, resolution, log lines, the account, launch keys."""

@@ -400,6 +400,32 @@ def test_the_last_flat_layout_works_before_any_command_and_install_names_the_new
     assert launchers(up, LAUNCHER, HOOK_LAUNCHER)["fresh.conf"] == ["new"]
 
 
+@pytest.mark.parametrize("command", [("add", ADDED, "--from-log", ADDED_LINE),
+                                     ("remove", "Ptczhb", "--yes")])
+def test_any_command_that_writes_the_files_moves_them_off_the_shim(
+    command: tuple[str, ...], cli: Cli, isolated_home: Path, tmp_path: Path,
+    platform: FakePlatform, sshd: SSHServer, request: pytest.FixtureRequest,
+) -> None:
+    """Not only `install`: the first command after the upgrade that rewrites the tool's files
+    names hook/launch.py in the hook's settings and script (so that a later version may drop
+    the shim), keeping install's other choices; every job still connects."""
+    up = materialize(FLAT, isolated_home, tmp_path, platform, sshd,
+                     state=state_folder(request, FLAT))
+    conf = (up.state / "hook.conf").read_text()
+    assert launchers(up, LAUNCHER, HOOK_LAUNCHER, ("hook", "hook.conf")) == \
+        {"hook": ["old"], "hook.conf": ["old"]}
+    cli(*command)
+    assert launchers(up, LAUNCHER, HOOK_LAUNCHER, ("hook", "hook.conf", "ssh.conf")) == \
+        {"hook": ["new"], "hook.conf": ["new"], "ssh.conf": ["new"]}
+    kept = [line for line in conf.splitlines() if not line.startswith(("launcher=", "#"))]
+    now = (up.state / "hook.conf").read_text().splitlines()
+    assert [line for line in kept if line not in now] == []  # install's other settings stay
+    end_masters(up)
+    assert_user_hosts_unchanged(up)
+    assert_connects(ssh_static(up, "Fotxeb", sshd))
+    assert_connects(ssh(up.config, f"rescale-{HOOK_JOB}", "echo", "connected"))
+
+
 def test_without_the_shim_the_users_hosts_still_work_and_install_repairs_the_jobs(
     cli: Cli, isolated_home: Path, tmp_path: Path, platform: FakePlatform, sshd: SSHServer,
     request: pytest.FixtureRequest,

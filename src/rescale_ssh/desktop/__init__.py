@@ -1,2 +1,2 @@
-"""The user's own programs, driven for them: ssh sessions and tunnels, PuTTY saved sessions,
-VS Code, the clipboard, the shells' completion files and the man page."""
+"""Files and programs of the user's desktop besides ssh: PuTTY's saved sessions, the shells'
+completion files and the man page where they look, the clipboard."""

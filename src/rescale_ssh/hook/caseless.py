@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
+from rescale_ssh.casehint import with_hint
 from rescale_ssh.hook import jobcache
-from rescale_ssh.platform.casehint import with_hint
 from rescale_ssh.sshconfig import included
 
 

@@ -17,7 +17,7 @@ DEFAULT_TTL = 1800.0  # a resolved job is trusted this long; a failed connection
 DEFAULT_FAILURE_TTL = 10.0  # a failure is remembered this long: no stampede, quick retries
 DEFAULT_TIMEOUT = 10.0  # the cold path's total budget: well under what ssh users wait for
 DEFAULT_WAIT = 0.0  # how long the proxy waits for a booting cluster to accept TCP
-DEFAULT_MULTIPLEX = "5m"  # validate.DEFAULT_PERSIST (not imported: the warm path reads this module)
+DEFAULT_MULTIPLEX = validate.DEFAULT_PERSIST  # ControlPersist of the hook's blocks by default
 KEYS = frozenset(("python", "launcher", "identity", "known_hosts", "platform", "profile", "ttl",
                   "failure_ttl", "timeout", "wait", "precedence", "config", "version",
                   "apiconfig", "multiplex"))

@@ -96,7 +96,8 @@ def plan(client: Client, job: str, *, status: Callable[[], Status] | None = None
 
 def _live_case_hint(client: Client, job: str, hint: str | None) -> str | None:
     """A live job whose ID differs only in case (one more request, on this error only)."""
-    from rescale_ssh.platform import casehint, joblist
+    from rescale_ssh import casehint
+    from rescale_ssh.platform import joblist
 
     try:
         live = joblist.live_ids(client)

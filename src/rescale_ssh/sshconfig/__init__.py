@@ -1,2 +1,3 @@
-"""The user's ssh config and the tool's files beside it: the marked section, the locked atomic
-writer, Host block rendering, known_hosts, connection sharing, and add/remove/sync/install."""
+"""The user's ssh config and the tool's files beside it. Its format: the marked section, Host
+block rendering, ssh.conf, claims, known_hosts, connection sharing. Its operations: add, remove,
+sync, install, the tool's files, saved forwards (the writer itself is configfile.py)."""

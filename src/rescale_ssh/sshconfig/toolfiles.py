@@ -24,6 +24,10 @@ from rescale_ssh.hook.hookconf import HookConf
 from rescale_ssh.settings import Settings
 from rescale_ssh.sshconfig import claims, included, section
 
+# Where the launcher was before the package had rooms (issue 17): a shim that runs the new one,
+# kept so that configs written then work until a command rewrites their files.
+OLD_LAUNCHER = str(Path(__file__).parent.parent / "launch.py")
+
 
 def program() -> tuple[str, str]:
     """The interpreter and launcher ssh will run: ``python -I -S .../hook/launch.py``."""
@@ -80,6 +84,8 @@ def kept_conf(settings: Settings, state_dir: str) -> HookConf:
         return hook_conf(settings, state_dir=state_dir)
     if not _runs(conf):
         conf.python, conf.launcher = program()
+    elif conf.python and os.path.realpath(conf.launcher) == os.path.realpath(OLD_LAUNCHER):
+        conf.launcher = program()[1]  # the shim earlier versions' files name: moved on
     conf.config = conf.config or str(settings.ssh_config)
     conf.precedence = ()  # hosts.conf belonged to the layout before this one
     conf.version = hookconf.VERSION
@@ -296,8 +302,8 @@ def update_hook(settings: Settings, key: str) -> HookUpdate | None:
     def prepare(new: bytes) -> None:
         planned = section.outline(new, path=str(config))
         ensure(state, conf=conf, claimed=claimed(config, new, state),
-                         static=list(planned.aliases), persist=sharing(settings),
-                         proxy=static_proxy(config, new, state))
+               static=list(planned.aliases), persist=sharing(settings),
+               proxy=static_proxy(config, new, state))
 
     configfile.update(config, lambda old: old, by_hand=section.by_hand, prepare=prepare)
     return HookUpdate(os.path.join(state, hookconf.FILE), key, before, after, stale)
