@@ -17,8 +17,12 @@ from tests.test_import_graph import LAYERS, MODULES
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "rescale_ssh"
 PAGE = ROOT / "ARCHITECTURE.md"
-# "No file in src/ or bench/ over ~500 lines" (issue 17): a few percent of slack, no more.
-LINE_LIMIT = 520
+# "No file in src/ or bench/ over ~500 lines" (issue 17), and the one file over it, with why.
+LINE_LIMIT = 500
+OVER_THE_LIMIT = {
+    "src/rescale_ssh/store.py": "its lock (Locked, 200 lines) as a module of its own would be "
+                                "one more import on every warm hook run",
+}
 
 CODE = re.compile(r"`([^`]+)`")
 
@@ -86,10 +90,12 @@ def test_every_leaf_is_named_on_the_page() -> None:
 
 
 def test_no_file_in_src_or_bench_is_over_the_limit() -> None:
-    long = []
+    long: dict[str, int] = {}
     for folder in ("src", "bench"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             count = len(path.read_text(encoding="utf-8").splitlines())
             if count > LINE_LIMIT:
-                long.append(f"{path.relative_to(ROOT)}: {count} lines")
-    assert long == []
+                long[path.relative_to(ROOT).as_posix()] = count
+    assert sorted(set(long) - set(OVER_THE_LIMIT)) == []
+    assert sorted(set(OVER_THE_LIMIT) - set(long)) == [], "no longer over: drop it from the list"
+    assert all(count <= LINE_LIMIT * 1.05 for count in long.values()), long

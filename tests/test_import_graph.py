@@ -60,7 +60,7 @@ OFF_PATH: dict[tuple[str, str], str] = {
 # Third-party imports inside a function of a module on the hook path, and why ssh's runs never
 # call that function (a call would fail: the hook runs with -S, without site-packages).
 LAZY_THIRD_PARTY: dict[tuple[str, str], str] = {
-    ("sshconfig.section", "sshconf"):
+    ("sshconfig.parser", "sshconf"):
         "parse_blocks, for section.read(): the commands read their blocks back; the hook only "
         "finds the section (section.locate, for claims)",
 }
@@ -80,7 +80,7 @@ HOOK_PATH_OUTSIDE: dict[str, tuple[str, ...]] = {
     # the job's block: rendered, its known_hosts, its sharing lines, the user's own claims
     "sshconfig format": ("sshconfig", "sshconfig.claims", "sshconfig.hostblock",
                          "sshconfig.included", "sshconfig.knownhosts", "sshconfig.mux",
-                         "sshconfig.section"),
+                         "sshconfig.parser", "sshconfig.section"),
 }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from rescale_ssh import configfile
+from rescale_ssh import configfile, ownership
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.sshconfig import section
 from tests.fakeplatform import FakePlatform
@@ -137,7 +137,7 @@ def shared_group() -> int | None:
 
     for gid in sorted({*os.getgroups(), os.getgid()} if os.geteuid() else
                       {g.gr_gid for g in grp.getgrall()}):
-        if not configfile.private_group(os.getuid(), gid):
+        if not ownership.ssh_private_group(os.getuid(), gid):
             return gid
     return None
 
@@ -198,7 +198,7 @@ def test_a_config_writable_by_the_users_own_group_is_accepted(ssh_config: Path,
     ssh_config.parent.mkdir(mode=0o700)
     ssh_config.write_bytes(USER_CONFIG)
     ssh_config.chmod(0o664)
-    if not configfile.private_group(os.getuid(), ssh_config.stat().st_gid):
+    if not ownership.ssh_private_group(os.getuid(), ssh_config.stat().st_gid):
         pytest.skip("the user has no private group here")
     if ssh_reads(ssh_config, tmp_path).returncode != 0:
         pytest.skip("this ssh refuses group-writable configs: it lacks Debian's patch")
@@ -241,9 +241,9 @@ def test_a_config_owned_by_another_user_is_refused(isolated_home: Path,
         os.chown(config, 12345, 12345)
         monkeypatch.setattr(configfile.os, "getuid", lambda: 65534)
         with pytest.raises(ConfigError, match=r"belongs to another user \(uid 12345\)"):
-            configfile.check_secure(config)
+            ownership.check_secure(config)
         os.chown(config, 65534, 65534)
-        configfile.check_secure(config)
+        ownership.check_secure(config)
         return
     with other_user_home() as (home, uid):
         ssh_dir = home / ".ssh"

@@ -25,6 +25,12 @@ import os
 import stat
 
 from rescale_ssh import posix
+from rescale_ssh.errors import ConfigError
+
+# Not ``from typing import TYPE_CHECKING``: typing costs the hook ~10 ms (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # What ssh reads or runs for us, in the state folder (included.py, hookconf.py, blockfile.py).
 FILES = ("ssh.conf", "fresh.conf", "broken.conf", "hosts.conf", "hook", "hook.conf",
@@ -222,3 +228,61 @@ def foreign_owner(*paths: str) -> int | None:
 
 def describe(uid: int) -> str:
     return _who(uid)
+
+
+# -- the user's ssh config, held to ssh's own rule before we write it -------------------------
+
+
+def check_secure(path: Path) -> None:
+    """Refuse a file, or the folder it is in, that other users may change.
+
+    ssh's own rule for a config (readconf.c): writable by group or others, or owned by someone
+    other than the user or root, is "Bad owner or permissions"; Debian's and Ubuntu's ssh allow
+    the owner's private group (user-group-modes.patch: umask 002 makes configs 0664 there). The
+    folder is held to the same rule: whoever may write it can swap the file. Root may manage
+    another user's file (the owner is kept), so the owner is checked only for other users.
+    Not on Windows: modes there are only the read-only bit, and access is by ACLs.
+    """
+    from pathlib import Path  # not on the hook's warm path, which reads this module
+
+    if not posix.modes_apply():
+        return
+    target = Path(os.path.realpath(path))
+    for item, what in ((target, "file"), (target.parent, "folder")):
+        try:
+            info = item.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if what == "folder":
+            name = f"its folder {item}"
+        else:
+            name = "the file" if item == Path(os.path.abspath(path)) else f"its target {item}"
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o002 or (mode & 0o020 and not ssh_private_group(info.st_uid, info.st_gid)):
+            who = {0o020: "its group", 0o002: "other users"}.get(mode & 0o022,
+                                                               "its group and other users")
+            raise ConfigError(
+                f"refusing to change {path}: {name} is writable by {who} (mode {mode:04o}); "
+                "ssh refuses a config others can change too (Bad owner or permissions)",
+                f"run `chmod go-w {item}`, then run the command again",
+            )
+        uid = posix.uid()
+        if uid is not None and uid != 0 and info.st_uid not in (0, uid):
+            raise ConfigError(
+                f"refusing to change {path}: {name} belongs to another user (uid {info.st_uid}); "
+                "ssh refuses such a config too (Bad owner or permissions)",
+                "keep your ssh config in a file and folder of your own, such as ~/.ssh/config",
+            )
+
+
+def ssh_private_group(uid: int, gid: int) -> bool:
+    """Group ``gid`` is user ``uid``'s alone: no one else has it as their primary group or is
+    listed in it, and the user is (Debian's user-group-modes.patch, secure_permissions)."""
+    found, user, everyone = posix.group(gid), posix.account(uid), posix.accounts()
+    if found is None or user is None or everyone is None:
+        return False
+    members = found[1]
+    primary = [entry.uid for entry in everyone if entry.gid == gid]
+    if any(other != uid for other in primary) or members not in ([], [user.name]):
+        return False
+    return bool(primary or members)

@@ -7,7 +7,7 @@ A forward's far end is always reached from the head node: ``localhost`` is the h
 up by the head (ssh -L resolves it on the server side). Local ports listen on 127.0.0.1 only.
 
 Saved forwards live in the block itself (hostblock.forward_line, read back by
-section.parse_blocks), so every re-render of the block (``add``, ``sync``) keeps them
+parser.parse_blocks), so every re-render of the block (``add``, ``sync``) keeps them
 (:func:`carried`); ``remove`` and ``prune`` drop them with the block. No two jobs' saved
 forwards share a local port: the section is the registry (:func:`taken_ports`).
 """

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescale_ssh import configfile, paths
+from rescale_ssh import configfile, ownership, paths
 from rescale_ssh.configfile import Change
 from rescale_ssh.desktop import shellfiles
 from rescale_ssh.errors import ConfigError
@@ -69,7 +69,7 @@ def install(settings: Settings, *, dry_run: bool = False, timeout: float | None 
                           "(README: Windows)")
     openssh.require_supported("install the hook")
     path = settings.ssh_config
-    configfile.check_secure(path)  # before any file of ours is written
+    ownership.check_secure(path)  # before any file of ours is written
     data = configfile.read_bytes(path) or b""
     before = section.read(data, path=str(path))
     conf = toolfiles.hook_conf(settings, timeout=timeout, wait=wait)

@@ -21,14 +21,13 @@ says which line to move (:func:`foreign_lines`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from rescale_ssh.errors import ConfigError
 from rescale_ssh.sshconfig import hostblock
-from rescale_ssh.sshconfig.hostblock import HostEntry, unquote_path
-from rescale_ssh.target import Target, alias_for, worker_alias
+from rescale_ssh.sshconfig.hostblock import HostEntry
+from rescale_ssh.sshconfig.parser import metas, parse_blocks, split_option
 
 BEGIN = b"# >>> rescale-ssh managed section: change it with `rescale-ssh`, not by hand >>>"
 END = b"# <<< rescale-ssh managed section <<<"
@@ -155,7 +154,7 @@ class Outline:
 def outline(data: bytes, *, path: str) -> Outline:
     located = locate(data, path=path)
     lines = [*located.lines(located.top), *located.lines(located.hook)]
-    heads, workers = _metas(lines)
+    heads, workers = metas(lines)
     aliases = (*heads, *(alias for by_index in workers.values() for alias in by_index.values()))
     hook = state = None
     source = f"the rescale-ssh section of {path}"
@@ -318,88 +317,6 @@ def validate_state_dir(value: str, *, source: str | None = None) -> str:
     return checked
 
 
-def parse_blocks(lines: list[str], *, source: str) -> list[HostEntry]:
-    """Read back blocks written by :func:`hostblock.render`, validating every value again.
-
-    sshconf reads the options (it is fine for our own, regular blocks; design.md forbids it on
-    the user's content); the job, working directory and worker number come from the marker
-    comment (``# rescale-ssh job=X workdir=W`` or ``# rescale-ssh job=X worker=N``).
-    """
-    from sshconf import SshConfigFile
-
-    # One pass over sshconf's parsed lines (its host() rescans every line for each host, which
-    # made `add` quadratic in the number of managed hosts: bench/ item 5).
-    options_of: dict[str, dict[str, str]] = {}
-    forwards_of: dict[str, list[str]] = {}  # LocalForward: every one, not the first
-    order: list[str] = []
-    # sshconf misreads `Key=Value` and `Key = Value` (our lines, edited by hand): it reads them
-    # as OpenSSH does once written `Key Value`.
-    plain = [line if line.strip().startswith("#") or not line.strip()
-             else " ".join(part for part in split_option(line) if part) for line in lines]
-    for parsed_line in SshConfigFile(plain).lines_:
-        if parsed_line.host is None or parsed_line.key is None:
-            continue
-        key = parsed_line.key.lower()
-        if key == "host":
-            order.append(parsed_line.host)
-            continue
-        if key == "localforward":
-            forwards_of.setdefault(parsed_line.host, []).append(parsed_line.value)
-            continue
-        options_of.setdefault(parsed_line.host, {}).setdefault(key, parsed_line.value)
-    heads, workers = _metas(lines)
-    entries = []
-    for alias in order:
-        if alias not in heads:
-            continue
-        job, workdir = heads[alias]
-        options = options_of.get(alias, {})
-        identity = options.get("identityfile")
-        known = options.get("userknownhostsfile")
-        if not isinstance(known, str) or not (identity is None or isinstance(identity, str)):
-            continue
-        found = workers.get(job, {})
-        target = Target.checked(
-            job=job,
-            user=options.get("user"),
-            host=options.get("hostname"),
-            port=options.get("port"),
-            workdir=workdir,
-            source=source,
-            workers=tuple((options_of.get(found[i], {}).get("hostname"),
-                           options_of.get(found[i], {}).get("port"),
-                           "proxyjump" in options_of.get(found[i], {}))
-                          for i in sorted(found)),
-        )
-        entries.append(
-            HostEntry(
-                target=target,
-                identity=None if identity is None else unquote_path(identity),
-                known_hosts=unquote_path(known),
-                forwards=tuple(hostblock.parse_forward(value, source=source)
-                               for value in forwards_of.get(alias, [])),
-            )
-        )
-    return entries
-
-
-def _metas(lines: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, dict[int, str]]]:
-    """The marker comments: heads (alias -> (job, workdir)) and workers (job -> {n: alias})."""
-    heads: dict[str, tuple[str, str]] = {}
-    workers: dict[str, dict[int, str]] = {}
-    for line in lines:
-        text = line.strip()
-        if not text.startswith(hostblock.META_PREFIX):
-            continue
-        job, _, rest = text[len(hostblock.META_PREFIX) :].partition(" ")
-        key, _, value = rest.strip().partition("=")
-        if key == "workdir":
-            heads[alias_for(job)] = (job, value)
-        elif key == "worker" and value.isdigit():
-            workers.setdefault(job, {})[int(value)] = worker_alias(job, int(value))
-    return heads, workers
-
-
 def foreign_lines(located: Located) -> list[tuple[int, str]]:
     """Lines between our markers that rescale-ssh never writes: the user's (line number, text).
 
@@ -410,7 +327,7 @@ def foreign_lines(located: Located) -> list[tuple[int, str]]:
     else, an option of ours where we never put it included, is the user's."""
     found: list[tuple[int, str]] = []
     numbered = [*located.numbered(located.top), *located.numbered(located.hook)]
-    heads, workers = _metas([text for _, text in numbered])
+    heads, workers = metas([text for _, text in numbered])
     worker_aliases = {alias for by_index in workers.values() for alias in by_index.values()}
     folders = [_slashes(text.strip().split("=", 1)[1].strip()) for _, text in numbered
                if text.strip().startswith((HOOK_META, STATE_META))]
@@ -466,18 +383,6 @@ def refuse_foreign(located: Located, path: str) -> None:
             f"rewrites: {text.strip()[:80]!r}{more}",
             "move your lines above the '# >>> rescale-ssh' line or below the "
             "'# <<< rescale-ssh' line, then run the command again (nothing was changed)")
-
-
-_OPTION = re.compile(r"\s*([^\s=]+)(?:\s*=\s*|\s+)?(.*)", re.S)
-
-
-def split_option(text: str) -> tuple[str, str]:
-    """A config line's keyword (lowercased) and its value, as OpenSSH splits them: at the first
-    whitespace or ``=`` (``Port 22``, ``Port=22``, ``Port = 22``, ``Port\t22``)."""
-    found = _OPTION.match(text)
-    if found is None:
-        return "", text.strip()
-    return found.group(1).lower(), found.group(2).strip()
 
 
 def by_hand(data: bytes) -> str:

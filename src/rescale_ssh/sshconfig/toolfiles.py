@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rescale_ssh import configfile, paths, store, userconfig, validate
+from rescale_ssh import configfile, ownership, paths, store, userconfig, validate
 from rescale_ssh.configfile import Change
 from rescale_ssh.errors import RescaleSSHError
 from rescale_ssh.hook import hookconf
@@ -242,7 +242,7 @@ def write_section(settings: Settings, compute: Callable[[bytes], bytes], *, dry_
     from rescale_ssh import openssh
 
     path = settings.ssh_config
-    configfile.check_secure(path)  # before any file of ours is written
+    ownership.check_secure(path)  # before any file of ours is written
     if action is not None:
         openssh.require_supported(action)
         too_old = False
