@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +97,26 @@ def fingerprint(path: Path) -> str:
     """ssh-keygen's SHA256 fingerprint of the key at ``path``."""
     return subprocess.run([require("ssh-keygen"), "-l", "-f", str(path)], check=True,
                           capture_output=True, text=True, timeout=30).stdout.split()[1]
+
+
+def require_namespaces() -> None:
+    """Skip, saying why, on a machine that may not make network namespaces (a container
+    without CAP_NET_ADMIN): the WAN benchmark's kernel links (tests/test_netns.py,
+    tests/test_tunlink.py)."""
+    require("ip")
+    probe = subprocess.run(["ip", "netns", "add", f"rsbench-probe-{os.getpid()}"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", f"rsbench-probe-{os.getpid()}"], check=False)
+
+
+@contextlib.contextmanager
+def live_pid() -> Iterator[int]:
+    """A pid that stays alive (a sleeping child) for the block: its namespace name is ours."""
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

@@ -6,7 +6,6 @@ that may not make namespaces) skips, saying so: the benchmark then uses its rela
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from bench import netns
 
-from tests.helpers import require
+from tests.helpers import live_pid, require, require_namespaces
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -29,12 +28,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 @pytest.fixture(autouse=True, scope="module")
 def namespaces_allowed() -> None:
     """A machine that may not make namespaces (a container without CAP_NET_ADMIN): skip."""
-    require("ip")
-    probe = subprocess.run(["ip", "netns", "add", f"rsbench-probe-{os.getpid()}"],
-                           capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
-    subprocess.run(["ip", "netns", "del", f"rsbench-probe-{os.getpid()}"], check=False)
+    require_namespaces()
 
 
 def has_netem() -> bool:
@@ -54,17 +48,6 @@ def require_netem() -> None:
     if not has_netem():
         pytest.skip("this kernel has no netem (CONFIG_NET_SCH_NETEM): the benchmark uses its "
                     "tun link (bench/tunlink.py) here, or its relay")
-
-
-@contextlib.contextmanager
-def live_pid() -> Iterator[int]:
-    """A pid that stays alive (a sleeping child) for the block: its namespace name is ours."""
-    proc = subprocess.Popen(["sleep", "60"])
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ then); a missing `ip` fails under CI=true."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -16,13 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from bench import netns, tunlink
 
-from tests.helpers import require
+from tests.helpers import live_pid, require_namespaces
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -32,27 +30,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 def tun_allowed() -> None:
     """A machine that may not make namespaces or tun devices (a container without
     CAP_NET_ADMIN or /dev/net/tun): skip, saying why."""
-    require("ip")
-    probe = subprocess.run(["ip", "netns", "add", f"rsbench-probe-{os.getpid()}"],
-                           capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
-    subprocess.run(["ip", "netns", "del", f"rsbench-probe-{os.getpid()}"], check=False)
+    require_namespaces()
     try:
         os.close(tunlink.open_tun(f"rsbprobe{os.getpid() % 100000}"))
     except OSError as error:
         pytest.skip(f"cannot make a tun device here ({tunlink.TUN}): {error}")
-
-
-@contextlib.contextmanager
-def live_pid() -> Iterator[int]:
-    """A pid that stays alive (a sleeping child) for the block: its namespace name is ours."""
-    proc = subprocess.Popen(["sleep", "60"])
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def alive(pid: int) -> bool:

@@ -283,8 +283,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
             max_pages=100,
             max_body=8 * 1024 * 1024,
             key_source=key_source(settings)[0],
-            spare=spare,  # taken only for the platform's own host and port
-            transport=channel,
+            transport=channel,  # with the spare connections, if any (closed below)
         ) as client:
             target = resolve_job(client, job)
     except RescaleSSHError as error:
@@ -297,7 +296,7 @@ def resolve(conf: HookConf, job: str, budget: float) -> Entry:
         return failure(error, conf)
     finally:
         if spare is not None:
-            spare.close()  # what no request took (the client closes it too)
+            spare.close()  # what no request took
     return Entry(state=OK, resolved=time.time(), target=target)
 
 

@@ -60,7 +60,7 @@ def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] =
     ``no``: none) shares the static aliases' connections (mux.py), those whose socket path
     fits."""
     from rescale_ssh.sshconfig import mux
-    from rescale_ssh.sshconfig.hostblock import command, quote_path, shell_word
+    from rescale_ssh.sshconfig.hostblock import PYTHON_FLAGS, command, quote_path, shell_word
 
     mine = sorted({name for name in claimed if safe_claim(name)})
     # '%n' sits in single quotes in the command below: names with a ' never get there.
@@ -81,7 +81,7 @@ def render(state_dir: str, *, hook: bool, claimed: list[str] | tuple[str, ...] =
         # is there: a block whose proxy is gone connects as it did before this line existed.
         present = " -a ".join(
             f"{'-x' if index == 0 else '-f'} {shell_word(word, field='rescale-ssh program')}"
-            for index, word in enumerate(w for w in proxy if w not in ("-I", "-S")))
+            for index, word in enumerate(w for w in proxy if w not in PYTHON_FLAGS))
         lines += [
             # !*'*: a negation no alias matches, which makes the list a pattern: IDE parsers
             # (VS Code Remote-SSH lists a Match's plain originalhost list as one host,

@@ -201,8 +201,10 @@ def static_proxy(config: Path | str, data: bytes | None, state_dir: str) -> list
 
     if not posix.can_pass_fds() or claims.routes(str(config), data, skip=(state_dir,)):
         return None
+    from rescale_ssh.sshconfig.hostblock import PYTHON_FLAGS
+
     python, launcher = program()
-    return [python, "-I", "-S", launcher]
+    return [python, *PYTHON_FLAGS, launcher]
 
 
 def refresh(settings: Settings, planned: section.Outline, data: bytes) -> list[str]:
